@@ -1,0 +1,4 @@
+//! (being written)
+/// Answer-to-reset (being written).
+#[derive(Debug)]
+pub struct Atr;
