@@ -22,9 +22,6 @@ pub enum Error {
     /// Fewer than the four header bytes CLA INS P1 P2.
     #[error("command APDU too short: {len} byte(s), the header alone is 4")]
     CommandTooShort { len: usize },
-    /// CLA 'FF' is reserved for PPS (ISO/IEC 7816-3 §9) and is not a valid class byte.
-    #[error("invalid CLA byte FF (reserved for PPS)")]
-    InvalidCla,
     /// The Lc field announces a data length that does not match the bytes that follow.
     #[error("Lc says {lc} data byte(s) but {available} byte(s) follow the Lc field")]
     LcMismatch { lc: usize, available: usize },
@@ -105,4 +102,11 @@ pub enum Error {
     /// TS other than 3B (direct) or 3F (inverse).
     #[error("invalid TS byte {ts:02X}: expected 3B (direct) or 3F (inverse)")]
     InvalidTs { ts: u8 },
+    /// The ATR ends before a byte that T0 or a TDi announces (ISO/IEC 7816-3 §8.2.2-§8.2.5).
+    #[error("ATR truncated at offset {offset}: {missing} missing")]
+    AtrTruncated { missing: crate::atr::AtrField, offset: usize },
+    /// Historical bytes that do not follow the format their category indicator announces
+    /// (ISO/IEC 7816-4 §8.1.1). Never raised by `Atr::parse`, only by `Atr::historical_info`.
+    #[error("historical bytes malformed at offset {offset}: {reason}")]
+    InvalidHistorical { offset: usize, reason: &'static str },
 }

@@ -25,10 +25,10 @@ pub mod hex;
 pub mod status;
 pub mod tlv;
 
-// pub use apdu::{Case, CommandApdu, ResponseApdu};
+pub use apdu::{Case, CommandApdu, ResponseApdu};
 pub use atr::Atr;
 pub use error::Error;
-// pub use exchange::{CardLimits, Exchange, Step};
+pub use exchange::{CardLimits, Exchange, Step};
 pub use status::StatusWord;
 
 /// Result type of this crate.
