@@ -1,1 +1,75 @@
-fn main() {}
+//! `scard`: the command-line face of the scard smart card stack.
+//!
+//! Exit status: 0 success, 2 bad input (a malformed ATR or APDU, a bad command line),
+//! 1 any other failure.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod apdu_cmd;
+mod atr_cmd;
+
+/// Exit status for input that could not be decoded.
+const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status for every other failure.
+const EXIT_FAILURE: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(name = "scard", version, about = "Smart card middleware: decode, inspect and use smart cards")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode an answer-to-reset (ISO/IEC 7816-3 §8) like a datasheet.
+    Atr {
+        /// The ATR in hex; spaces, colons and lower case are accepted, and it may span
+        /// several arguments (`scard atr 3B 95 13 ...`).
+        #[arg(required = true, num_args = 1..)]
+        hex: Vec<String>,
+        /// Print one JSON object instead of the datasheet.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decode a command APDU (ISO/IEC 7816-3 §12.1, 7816-4 §5.1) into its case and fields.
+    Apdu {
+        /// The command APDU in hex; spaces, colons and lower case are accepted.
+        #[arg(required = true, num_args = 1..)]
+        hex: Vec<String>,
+        /// Print one JSON object instead of the field list.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The outcome of a command: what to print and how to exit.
+struct Outcome {
+    text: String,
+    status: u8,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Command::Atr { hex, json } => atr_cmd::run(&hex.join(" "), *json),
+        Command::Apdu { hex, json } => apdu_cmd::run(&hex.join(" "), *json),
+    };
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{}", outcome.text.trim_end()).is_err() {
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    ExitCode::from(outcome.status)
+}
+
+/// Serializes a JSON report; serialization of these plain structs cannot fail, but if it
+/// ever did the user gets a message and exit status 1, not a panic.
+fn to_json<T: serde::Serialize>(value: &T, status: u8) -> Outcome {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => Outcome { text, status },
+        Err(err) => Outcome { text: format!("error: cannot write JSON: {err}"), status: EXIT_FAILURE },
+    }
+}

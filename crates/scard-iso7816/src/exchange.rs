@@ -225,11 +225,11 @@ impl<'a> Exchange<'a> {
         data: &[u8],
         sw: StatusWord,
     ) -> Result<Step, Error> {
-        if !sw.is_success() {
-            return Ok(Step::Done(ResponseApdu::new(data, sw)));
-        }
         if !data.is_empty() {
             return Err(Error::ResponseTooLong { ne: 0, got: data.len() });
+        }
+        if !sw.is_success() {
+            return Ok(Step::Done(ResponseApdu::status(sw)));
         }
         let nc = self.command.data().len();
         let next_end = nc.min(end + self.limits.max_command_data);

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora under fuzz/corpus/<target>/ from known-good vectors (the same
+sources as the unit tests: SP 800-73-4, OpenPGP card 3.4, ISO/IEC 7816-3/-4 examples, real
+card ATRs). Run from the repository root; files are named after their content."""
+import hashlib, os, struct
+
+def h(s): return bytes.fromhex(s.replace(' ', '').replace(':', ''))
+
+def write(target, data):
+    d = os.path.join('fuzz', 'corpus', target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, 'seed-' + hashlib.sha1(data).hexdigest()[:16]), 'wb') as f:
+        f.write(data)
+
+command = [
+    '00 20 00 80', '00 84 00 00 08', '00 CA 00 6E 00', '00 20 00 80 08 31 32 33 34 35 36 FF FF',
+    '00 A4 04 00 0B A0 00 00 03 08 00 00 10 00 01 00 00', '00 CB 3F FF 05 5C 03 5F C1 02 00',
+    '00 CA 00 6E 00 00 00', '00 B0 00 00 00 04 00', '00 2A 9E 9A 00 00 03 01 02 03 00 00',
+    '00 A4 04 00 00 00 05 A0 00 00 03 08 01 00', 'FF CA 00 00 00', '10 DB 3F FF 02 AA BB',
+    '00 DB 3F FF 00 01 00' + 'AB' * 256,
+]
+for c in command: write('command_apdu', h(c))
+
+for r in ['90 00', '6A 82', '61 10', '6C 08', '63 C2', '01 02 03 90 00', '6E 00']:
+    write('response_apdu', h(r))
+
+ber = [
+    # PIV Application Property Template (SP 800-73-4 Pt 2 §3.1.1)
+    '61 11 4F 06 00 00 10 00 01 00 79 07 4F 05 A0 00 00 03 08',
+    # PIV GET DATA response: 53 with a CHUID-like body and a long-form length
+    '53 81 85 30 19' + 'D4' * 25 + '34 10' + '11' * 16 + '35 08 32 30 33 30 30 31 30 31 3E 40' + '00' * 64 + 'FE 00',
+    # discovery object 7E
+    '7E 12 4F 0B A0 00 00 03 08 00 00 10 00 01 00 5F 2F 02 40 00',
+    # deep nesting
+    '30 0C 30 0A 30 08 30 06 30 04 30 02 05 00',
+    # 0x82/0x83/0x84 lengths (non-minimal: lenient only)
+    '04 82 00 01 AA', '04 83 00 00 01 AA', '04 84 00 00 00 01 AA',
+    # multi-byte tags
+    '5F C1 02 01 00 7F 49 03 86 01 04 BF 0C 00',
+]
+for b in ber: write('ber_tlv', h(b))
+
+for s in ['01 02 AA BB 02 00', 'FE FF 00 03 01 02 03', '10 01 00']:
+    write('simple_tlv', h(s))
+
+for c in ['73 C0 21 C0', '31 C0 64 43 04 02 31 80 00 90 00', '41 86 72 00', '5F 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F']:
+    write('compact_tlv', h(c))
+
+atrs = [
+    '3B FD 13 00 00 81 31 FE 15 80 73 C0 21 C0 57 59 75 62 69 4B 65 79 40',  # YubiKey 5
+    '3B 95 13 81 01 80 73 FF 01 00 0B',  # trussed (Nitrokey piv-authenticator, opcard)
+    '3B 8C 80 01 80 73 C8 21 13 66 02 03 02 00 3F 06 56',
+    '3B DA 18 FF 81 B1 FE 75 1F 03 00 31 C5 73 C0 01 40 00 90 00 0C',  # OpenPGP card v2.x
+    '3B 7F 96 00 00 80 31 80 65 B0 85 03 00 EF 12 0F FF 82 90 00',
+    '3F 65 25 00 2C 09 69 90 00',  # inverse convention
+    '3B 02 14 50', '3B 00',
+    '3B 88 80 01 00 00 00 00 33 81 81 00 3A',
+]
+for a in atrs: write('atr', h(a))
+
+def exchange(flags, max_cmd, max_rsp, nc, ne, answers):
+    head = bytes([flags]) + struct.pack('>HHHH', max_cmd, max_rsp, nc, ne)
+    body = b''.join(struct.pack('>H', len(a)) + a for a in answers)
+    return head + body
+
+write('exchange', exchange(0x02 | (31 << 3), 254, 255, 10, 256, [h('61 10'), b'\xAB' * 16 + h('90 00')]))
+write('exchange', exchange(0x02 | (31 << 3), 254, 255, 600, 256, [h('90 00'), h('90 00'), h('01 02 90 00')]))
+write('exchange', exchange(0x03 | (31 << 3), 65534, 65535, 600, 0, [b'\x01' * 1000 + h('90 00')]))
+write('exchange', exchange(0x02 | (31 << 3), 254, 255, 0, 256, [h('6C 08'), b'\x02' * 8 + h('90 00')]))
+write('exchange', exchange(0x02 | (2 << 3), 254, 255, 0, 256, [h('61 00')] * 5))
+write('exchange', exchange(0x00, 100, 255, 300, 256, []))
