@@ -11,9 +11,12 @@ use scard_iso7816::atr::Atr;
 use scard_iso7816::exchange::{CardLimits, Exchange, Step};
 use scard_iso7816::tlv::{ber, compact, simple};
 
+/// A fuzz entry point.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by name: the same names as `fuzz/fuzz_targets/*.rs` and
 /// `fuzz/corpus/*`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("command_apdu", command_apdu),
     ("response_apdu", response_apdu),
     ("ber_tlv", ber_tlv),
