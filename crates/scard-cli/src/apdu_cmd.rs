@@ -88,11 +88,17 @@ fn datasheet(apdu: &CommandApdu) -> String {
     let mut out = String::new();
     let case = apdu.case();
     let form = if case.is_extended() { "extended length" } else { "short length" };
-    let form = if apdu.data().is_empty() && apdu.ne().is_none() { "no length fields" } else { form };
+    let form =
+        if apdu.data().is_empty() && apdu.ne().is_none() { "no length fields" } else { form };
     let _ = writeln!(out, "Case      {case} ({form})");
     let _ = writeln!(out, "CLA       {:02X}  {}", apdu.cla(), describe_cla(apdu.cla()));
     let ins = apdu.ins();
-    let _ = writeln!(out, "INS       {:02X}  {}", ins.0, ins.name().unwrap_or("(not an interindustry instruction)"));
+    let _ = writeln!(
+        out,
+        "INS       {:02X}  {}",
+        ins.0,
+        ins.name().unwrap_or("(not an interindustry instruction)")
+    );
     let _ = writeln!(out, "P1 P2     {:02X} {:02X}", apdu.p1(), apdu.p2());
     let _ = writeln!(out, "Nc        {}", apdu.data().len());
     if !apdu.data().is_empty() {

@@ -94,19 +94,42 @@ fn protocol_list(protocols: &[u8]) -> String {
 
 fn datasheet(atr: &Atr) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "ATR          {}  ({} bytes)", hex::encode_spaced(atr.bytes()), atr.bytes().len());
+    let _ = writeln!(
+        out,
+        "ATR          {}  ({} bytes)",
+        hex::encode_spaced(atr.bytes()),
+        atr.bytes().len()
+    );
     let _ = writeln!(out);
     // ISO/IEC 7816-3 §8.1: TS.
-    line(&mut out, "TS", &format!("{:02X}", atr.ts()), &format!("{} convention", convention_name(atr.convention())));
+    line(
+        &mut out,
+        "TS",
+        &format!("{:02X}", atr.ts()),
+        &format!("{} convention", convention_name(atr.convention())),
+    );
     // ISO/IEC 7816-3 §8.2.2: T0 = Y1 (bits 8-5) and K (bits 4-1).
     let t0 = atr.t0();
-    line(&mut out, "T0", &format!("{t0:02X}"), &format!("Y1 = {:X}{}, K = {} historical bytes", t0 >> 4, follows(t0 >> 4, 1), atr.k()));
+    line(
+        &mut out,
+        "T0",
+        &format!("{t0:02X}"),
+        &format!("Y1 = {:X}{}, K = {} historical bytes", t0 >> 4, follows(t0 >> 4, 1), atr.k()),
+    );
     for (index, group) in atr.interface_bytes().iter().enumerate() {
         let i = index + 1;
         // The protocol that TD(i-1) indicated governs the meaning of group i >= 3.
-        let governing = index.checked_sub(1).and_then(|p| atr.interface_bytes().get(p)).and_then(|g| g.protocol());
+        let governing = index
+            .checked_sub(1)
+            .and_then(|p| atr.interface_bytes().get(p))
+            .and_then(|g| g.protocol());
         if let Some(ta) = group.ta {
-            line(&mut out, &format!("TA{i}"), &format!("{ta:02X}"), &ta_meaning(atr, i, governing, ta));
+            line(
+                &mut out,
+                &format!("TA{i}"),
+                &format!("{ta:02X}"),
+                &ta_meaning(atr, i, governing, ta),
+            );
         }
         if let Some(tb) = group.tb {
             line(&mut out, &format!("TB{i}"), &format!("{tb:02X}"), &tb_meaning(i, governing, tb));
@@ -116,15 +139,25 @@ fn datasheet(atr: &Atr) -> String {
         }
         if let Some(td) = group.td {
             let t = td & 0x0F;
-            let what = if t == atr::T15 { "T=15 (global interface bytes follow)".to_owned() } else { format!("protocol T={t}") };
-            line(&mut out, &format!("TD{i}"), &format!("{td:02X}"), &format!("Y{} = {:X}{}, {what}", i + 1, td >> 4, follows(td >> 4, i + 1)));
+            let what = if t == atr::T15 {
+                "T=15 (global interface bytes follow)".to_owned()
+            } else {
+                format!("protocol T={t}")
+            };
+            line(
+                &mut out,
+                &format!("TD{i}"),
+                &format!("{td:02X}"),
+                &format!("Y{} = {:X}{}, {what}", i + 1, td >> 4, follows(td >> 4, i + 1)),
+            );
         }
     }
     historical_lines(&mut out, atr);
     match (atr.tck_byte(), atr.tck()) {
         (Some(tck), TckStatus::Correct) => line(&mut out, "TCK", &format!("{tck:02X}"), "correct"),
         (Some(tck), _) => {
-            let expected = atr.expected_tck().map(|e| format!(" (should be {e:02X})")).unwrap_or_default();
+            let expected =
+                atr.expected_tck().map(|e| format!(" (should be {e:02X})")).unwrap_or_default();
             line(&mut out, "TCK", &format!("{tck:02X}"), &format!("WRONG{expected}"));
         }
         (None, _) => line(&mut out, "TCK", "-", "absent (only T=0 indicated)"),
@@ -141,7 +174,11 @@ fn follows(y: u8, i: usize) -> String {
         .filter(|(bit, _)| y & bit != 0)
         .map(|(_, name)| format!("{name}{i}"))
         .collect();
-    if names.is_empty() { " (no interface bytes)".to_owned() } else { format!(" ({} follow)", names.join(" ")) }
+    if names.is_empty() {
+        " (no interface bytes)".to_owned()
+    } else {
+        format!(" ({} follow)", names.join(" "))
+    }
 }
 
 /// ISO/IEC 7816-3 §8.3: TA1 Fi/Di, TA2 specific mode, TAi (i >= 3) per protocol.
@@ -159,8 +196,16 @@ fn ta_meaning(atr: &Atr, i: usize, governing: Option<u8>, ta: u8) -> String {
                 Some(m) => format!(
                     "specific mode T={}, {}, {}",
                     m.protocol,
-                    if m.changeable { "can change to negotiable mode" } else { "cannot change mode" },
-                    if m.implicit_parameters { "implicit parameters" } else { "parameters from TA1" }
+                    if m.changeable {
+                        "can change to negotiable mode"
+                    } else {
+                        "cannot change mode"
+                    },
+                    if m.implicit_parameters {
+                        "implicit parameters"
+                    } else {
+                        "parameters from TA1"
+                    }
                 ),
                 None => "specific mode".to_owned(),
             }
@@ -180,7 +225,10 @@ fn ta_meaning(atr: &Atr, i: usize, governing: Option<u8>, ta: u8) -> String {
                     .filter(|(on, _)| *on)
                     .map(|(_, name)| *name)
                     .collect();
-            format!("{stop}; classes {}", if classes.is_empty() { "none".to_owned() } else { classes.join(", ") })
+            format!(
+                "{stop}; classes {}",
+                if classes.is_empty() { "none".to_owned() } else { classes.join(", ") }
+            )
         }
         (_, Some(t)) => format!("specific to T={t}"),
         (_, None) => "interface byte".to_owned(),
@@ -219,7 +267,8 @@ fn historical_lines(out: &mut String, atr: &Atr) {
         line(out, "Historical", "-", "none");
         return;
     }
-    let _ = writeln!(out, "{:<12} {}  ({})", "Historical", hex::encode_spaced(bytes), printable(bytes));
+    let _ =
+        writeln!(out, "{:<12} {}  ({})", "Historical", hex::encode_spaced(bytes), printable(bytes));
     match atr.historical_info() {
         Ok(Historical::Empty) => {}
         Ok(Historical::CompactWithStatus { objects, status }) => {
@@ -249,7 +298,8 @@ fn historical_lines(out: &mut String, atr: &Atr) {
 fn compact_lines<'a>(out: &mut String, objects: impl Iterator<Item = compact::CompactTlv<'a>>) {
     for object in objects {
         let name = compact::tag_name(object.tag).unwrap_or("unknown tag");
-        let _ = writeln!(out, "    {:X} {name:<28} {}", object.tag, hex::encode_spaced(object.value));
+        let _ =
+            writeln!(out, "    {:X} {name:<28} {}", object.tag, hex::encode_spaced(object.value));
     }
 }
 
@@ -260,7 +310,10 @@ fn status_line(out: &mut String, lcs: Option<u8>, sw: Option<scard_iso7816::Stat
 }
 
 fn printable(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| if b.is_ascii_graphic() || *b == b' ' { char::from(*b) } else { '.' }).collect()
+    bytes
+        .iter()
+        .map(|b| if b.is_ascii_graphic() || *b == b' ' { char::from(*b) } else { '.' })
+        .collect()
 }
 
 fn summary(out: &mut String, atr: &Atr) {
@@ -271,6 +324,10 @@ fn summary(out: &mut String, atr: &Atr) {
     let _ = writeln!(out, "{:<12} Fi = {fi}, Di = {di} ({origin})", "Rate");
     if let Some(t1) = atr.t1() {
         let edc = if t1.edc == EdcKind::Lrc { "LRC" } else { "CRC" };
-        let _ = writeln!(out, "{:<12} IFSC = {}, BWI = {}, CWI = {}, EDC = {edc}", "T=1", t1.ifsc, t1.bwi, t1.cwi);
+        let _ = writeln!(
+            out,
+            "{:<12} IFSC = {}, BWI = {}, CWI = {}, EDC = {edc}",
+            "T=1", t1.ifsc, t1.bwi, t1.cwi
+        );
     }
 }

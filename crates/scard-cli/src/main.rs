@@ -17,7 +17,11 @@ const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
 #[derive(Debug, Parser)]
-#[command(name = "scard", version, about = "Smart card middleware: decode, inspect and use smart cards")]
+#[command(
+    name = "scard",
+    version,
+    about = "Smart card middleware: decode, inspect and use smart cards"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -70,6 +74,8 @@ fn main() -> ExitCode {
 fn to_json<T: serde::Serialize>(value: &T, status: u8) -> Outcome {
     match serde_json::to_string_pretty(value) {
         Ok(text) => Outcome { text, status },
-        Err(err) => Outcome { text: format!("error: cannot write JSON: {err}"), status: EXIT_FAILURE },
+        Err(err) => {
+            Outcome { text: format!("error: cannot write JSON: {err}"), status: EXIT_FAILURE }
+        }
     }
 }

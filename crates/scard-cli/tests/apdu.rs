@@ -53,7 +53,9 @@ fn every_case_through_the_binary() {
 
 #[test]
 fn malformed_apdus_exit_2_with_error_set() {
-    for hex in ["00 A4 04", "00 A4 04 00 05 A0 00", "00 B0 00 00 00 10", "0", "zz", "00A4040002A0000100"] {
+    for hex in
+        ["00 A4 04", "00 A4 04 00 05 A0 00", "00 B0 00 00 00 10", "0", "zz", "00A4040002A0000100"]
+    {
         let (code, v) = apdu_json(hex);
         assert_eq!(code, 2, "{hex}");
         let error = v["error"].as_str().expect("error is a string");

@@ -6,7 +6,7 @@
 //! any byte string into one of the seven cases, or names what is wrong with it; a decoded
 //! command remembers its length form, so `decode(b)?.to_bytes() == b` for every valid `b`.
 //!
-//! Command data may hold a PIN or a key: it is zeroized on drop, and `Debug` / [`trace`]
+//! Command data may hold a PIN or a key: it is zeroized on drop, and `Debug` / [`trace_command`]
 //! blank it for the instructions that carry secrets.
 
 use alloc::vec::Vec;

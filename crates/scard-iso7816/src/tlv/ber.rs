@@ -9,7 +9,7 @@
 //!
 //! Strict by default: minimal lengths, no padding. The two leniencies real cards need are named
 //! options ([`ParseOptions::allow_non_minimal_length`], [`ParseOptions::skip_padding`]), never
-//! silent fallbacks. A strict decode re-encoded with [`write`] gives back the same bytes.
+//! silent fallbacks. A strict decode re-encoded with [`write()`] gives back the same bytes.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -46,13 +46,13 @@ pub enum TagClass {
 /// (`5FC102`, `7F49`, `9A`).
 ///
 /// An open newtype: any tag a card sends round-trips. [`Tag::new`] does not check the value (so
-/// tags can be `const`); [`Tag::from_bytes`] and [`write`] do.
+/// tags can be `const`); [`Tag::from_bytes`] and [`write()`] do.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(u32);
 
 impl Tag {
     /// The tag whose bytes, big-endian, are `value` (`Tag::new(0x5FC102)` is `5F C1 02`).
-    /// Not checked; an ill-formed tag is refused by [`write`].
+    /// Not checked; an ill-formed tag is refused by [`write()`].
     pub const fn new(value: u32) -> Tag {
         Tag(value)
     }
