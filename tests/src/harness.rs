@@ -50,7 +50,8 @@ pub fn response_apdu(data: &[u8]) {
     let _ = format!("{response:?} {}", response.sw());
     assert_eq!(response.to_bytes(), data);
     let _ = response.sw().class();
-    let _ = (response.sw().bytes_remaining(), response.sw().correct_le(), response.sw().tries_left());
+    let _ =
+        (response.sw().bytes_remaining(), response.sw().correct_le(), response.sw().tries_left());
 }
 
 /// BER-TLV: strict and lenient parsing never panic (iterating, searching, validating); data
@@ -84,7 +85,8 @@ fn reencode_ber(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     for item in ber::iter(data, ber::ParseOptions::STRICT) {
         let tlv = item.expect("validated data iterates");
-        let value = if tlv.is_constructed() { reencode_ber(tlv.value()) } else { tlv.value().to_vec() };
+        let value =
+            if tlv.is_constructed() { reencode_ber(tlv.value()) } else { tlv.value().to_vec() };
         ber::write(&mut out, tlv.tag(), &value).expect("a decoded object re-encodes");
     }
     out
@@ -109,8 +111,8 @@ pub fn compact_tlv(data: &[u8]) {
     let mut out = Vec::with_capacity(data.len());
     for item in compact::iter(data) {
         let Ok(tlv) = item else { return };
-        let _ = compact::tag_name(tlv.tag);
-        compact::write(&mut out, tlv.tag, tlv.value).expect("a decoded object re-encodes");
+        let _ = compact::tag_name(tlv.tag());
+        compact::write(&mut out, tlv.tag(), tlv.value()).expect("a decoded object re-encodes");
     }
     assert_eq!(out, data, "COMPACT-TLV decode -> encode changed the bytes");
 }
@@ -173,7 +175,11 @@ pub fn exchange(data: &[u8]) {
             Ok(Step::Transmit) => {}
             Ok(Step::Done(response)) => {
                 let got = u32::try_from(response.data().len()).expect("small");
-                assert!(got <= command.ne().unwrap_or(0), "{got} bytes returned for Ne {:?}", command.ne());
+                assert!(
+                    got <= command.ne().unwrap_or(0),
+                    "{got} bytes returned for Ne {:?}",
+                    command.ne()
+                );
                 assert!(ex.is_done());
                 return;
             }

@@ -15,16 +15,24 @@ fn every_target_has_a_shim_and_seeds() {
     for (name, _) in TARGETS {
         let shim = fuzz_dir().join("fuzz_targets").join(format!("{name}.rs"));
         let text = fs::read_to_string(&shim).unwrap_or_else(|e| panic!("{}: {e}", shim.display()));
-        assert!(text.contains(&format!("harness::{name}(")), "{} does not call harness::{name}", shim.display());
+        assert!(
+            text.contains(&format!("harness::{name}(")),
+            "{} does not call harness::{name}",
+            shim.display()
+        );
         let corpus = fuzz_dir().join("corpus").join(name);
-        let seeds = fs::read_dir(&corpus).unwrap_or_else(|e| panic!("{}: {e}", corpus.display())).count();
+        let seeds =
+            fs::read_dir(&corpus).unwrap_or_else(|e| panic!("{}: {e}", corpus.display())).count();
         assert!(seeds >= 3, "{} has only {seeds} seed(s)", corpus.display());
     }
     // And no shim without a harness entry.
     for entry in fs::read_dir(fuzz_dir().join("fuzz_targets")).unwrap() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-        assert!(TARGETS.iter().any(|(name, _)| *name == stem), "fuzz target {stem} is not in harness::TARGETS");
+        assert!(
+            TARGETS.iter().any(|(name, _)| *name == stem),
+            "fuzz target {stem} is not in harness::TARGETS"
+        );
     }
 }
 

@@ -297,9 +297,13 @@ fn historical_lines(out: &mut String, atr: &Atr) {
 
 fn compact_lines<'a>(out: &mut String, objects: impl Iterator<Item = compact::CompactTlv<'a>>) {
     for object in objects {
-        let name = compact::tag_name(object.tag).unwrap_or("unknown tag");
-        let _ =
-            writeln!(out, "    {:X} {name:<28} {}", object.tag, hex::encode_spaced(object.value));
+        let name = compact::tag_name(object.tag()).unwrap_or("unknown tag");
+        let _ = writeln!(
+            out,
+            "    {:X} {name:<28} {}",
+            object.tag(),
+            hex::encode_spaced(object.value())
+        );
     }
 }
 

@@ -32,23 +32,8 @@ pub const MAX_SHORT_NE: u32 = 256;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ins(pub u8);
 
-macro_rules! named_ins {
-    ($( $(#[$doc:meta])* $name:ident = $value:literal, $label:literal; )*) => {
-        impl Ins {
-            $( $(#[$doc])* pub const $name: Ins = Ins($value); )*
-
-            /// The name of an interindustry instruction (ISO/IEC 7816-4 §5.4 table 4).
-            pub fn name(self) -> Option<&'static str> {
-                match self.0 {
-                    $( $value => Some($label), )*
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-named_ins! {
+named_values! {
+    Ins, "The name of an interindustry instruction (ISO/IEC 7816-4 §5.4 table 4).";
     /// 0E ERASE BINARY.
     ERASE_BINARY = 0x0E, "ERASE BINARY";
     /// 20 VERIFY.

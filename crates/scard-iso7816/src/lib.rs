@@ -16,6 +16,24 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+/// Declares the named values of an open newtype over an integer (`StatusWord`, `Ins`): one
+/// associated constant per value and a `name()` lookup. Unknown values stay valid.
+macro_rules! named_values {
+    ($ty:ident, $name_doc:literal; $( $(#[$doc:meta])* $name:ident = $value:literal, $label:literal; )*) => {
+        impl $ty {
+            $( $(#[$doc])* pub const $name: $ty = $ty($value); )*
+
+            #[doc = $name_doc]
+            pub fn name(self) -> Option<&'static str> {
+                match self.0 {
+                    $( $value => Some($label), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 pub mod apdu;
 pub mod atr;
 mod cursor;

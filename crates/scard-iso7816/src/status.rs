@@ -24,23 +24,8 @@ pub enum StatusClass {
     Other,
 }
 
-macro_rules! named_status_words {
-    ($( $(#[$doc:meta])* $name:ident = $value:literal, $label:literal; )*) => {
-        impl StatusWord {
-            $( $(#[$doc])* pub const $name: StatusWord = StatusWord($value); )*
-
-            /// The name of a value that ISO/IEC 7816-4 gives one meaning, if any.
-            pub fn name(self) -> Option<&'static str> {
-                match self.0 {
-                    $( $value => Some($label), )*
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-named_status_words! {
+named_values! {
+    StatusWord, "The name of a value that ISO/IEC 7816-4 gives one meaning, if any.";
     /// 9000: normal processing, no further qualification.
     SUCCESS = 0x9000, "Success";
     /// 6200: warning, state of non-volatile memory unchanged.

@@ -51,18 +51,31 @@ pub fn tag_name(tag: u8) -> Option<&'static str> {
     }
 }
 
-/// One COMPACT-TLV data object, borrowing its value from the decoded buffer.
+/// One COMPACT-TLV data object, borrowing its value from the decoded buffer. Built only by the
+/// parser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompactTlv<'a> {
-    /// Tag number, 0 to 15 (the high quartet of the first byte).
-    pub tag: u8,
-    /// The value bytes (as many as the low quartet of the first byte says).
-    pub value: &'a [u8],
-    /// Offset of the tag-length byte (absolute, when the iterator was given a base).
-    pub offset: usize,
+    pub(crate) tag: u8,
+    pub(crate) value: &'a [u8],
+    pub(crate) offset: usize,
 }
 
-impl CompactTlv<'_> {
+impl<'a> CompactTlv<'a> {
+    /// Tag number, 0 to 15 (the high quartet of the first byte).
+    pub fn tag(&self) -> u8 {
+        self.tag
+    }
+
+    /// The value bytes (as many as the low quartet of the first byte says).
+    pub fn value(&self) -> &'a [u8] {
+        self.value
+    }
+
+    /// Offset of the tag-length byte (absolute, when the iterator was given a base).
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
     /// The name of the tag (ISO/IEC 7816-4 §8.1.1.2), if it has one.
     pub fn name(&self) -> Option<&'static str> {
         tag_name(self.tag)
