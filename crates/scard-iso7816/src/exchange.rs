@@ -30,6 +30,7 @@
 //! ```
 
 use alloc::vec::Vec;
+use core::fmt;
 
 use zeroize::Zeroizing;
 
@@ -122,7 +123,6 @@ enum Pending {
 }
 
 /// One command being exchanged with a card. See the module documentation.
-#[derive(Debug)]
 pub struct Exchange<'a> {
     command: &'a CommandApdu,
     limits: CardLimits,
@@ -137,6 +137,23 @@ pub struct Exchange<'a> {
     resent_with_corrected_le: bool,
     apdus_sent: usize,
     done: bool,
+}
+
+impl fmt::Debug for Exchange<'_> {
+    /// The APDU in flight and the data gathered may hold a PIN or a decrypted secret: only
+    /// their lengths are shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exchange")
+            .field("command", self.command)
+            .field("limits", &self.limits)
+            .field("pending", &self.pending)
+            .field("apdu_len", &self.out.len())
+            .field("data_len", &self.data.len())
+            .field("get_response_rounds", &self.get_response_rounds)
+            .field("apdus_sent", &self.apdus_sent)
+            .field("done", &self.done)
+            .finish()
+    }
 }
 
 impl<'a> Exchange<'a> {
@@ -571,6 +588,15 @@ mod tests {
             Exchange::new(&cmd, CardLimits::extended(65535, 65536)).unwrap().apdu(),
             h("00B00000000010").unwrap().as_slice()
         );
+    }
+
+    #[test]
+    fn debug_does_not_show_the_pin() {
+        let verify = CommandApdu::new(0, 0x20, 0, 0x80).with_data(*b"123456\xFF\xFF").unwrap();
+        let ex = Exchange::new(&verify, CardLimits::default()).unwrap();
+        let text = format!("{ex:?}");
+        assert!(!text.contains("313233") && !text.contains("49, 50, 51"), "{text}");
+        assert!(text.contains("apdu_len: 13"), "{text}");
     }
 
     #[test]
