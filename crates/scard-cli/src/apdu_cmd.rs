@@ -31,12 +31,12 @@ pub(crate) fn run(text: &str, json: bool) -> Outcome {
         (Err(err), true) => {
             to_json(&Report { error: Some(err.to_string()), ..Report::default() }, EXIT_BAD_INPUT)
         }
-        (Err(err), false) => Outcome { text: message(&err), status: EXIT_BAD_INPUT },
+        (Err(err), false) => Outcome::error(message(&err), EXIT_BAD_INPUT),
     }
 }
 
 fn message(err: &Error) -> String {
-    format!("error: not a valid command APDU: {err}")
+    format!("not a valid command APDU: {err}")
 }
 
 fn report(apdu: &CommandApdu) -> Report {

@@ -32,7 +32,7 @@ pub(crate) fn run(text: &str, json: bool) -> Outcome {
             return if json {
                 to_json(&Report { error: Some(error), ..Report::default() }, EXIT_BAD_INPUT)
             } else {
-                Outcome { text: format!("error: {error}"), status: EXIT_BAD_INPUT }
+                Outcome::error(error, EXIT_BAD_INPUT)
             };
         }
     };
@@ -47,10 +47,10 @@ pub(crate) fn run(text: &str, json: bool) -> Outcome {
             };
             to_json(&report, EXIT_BAD_INPUT)
         }
-        (Err(err), false) => Outcome {
-            text: format!("error: not a valid ATR ({}): {err}", hex::encode_spaced(&bytes)),
-            status: EXIT_BAD_INPUT,
-        },
+        (Err(err), false) => Outcome::error(
+            format!("not a valid ATR ({}): {err}", hex::encode_spaced(&bytes)),
+            EXIT_BAD_INPUT,
+        ),
     }
 }
 

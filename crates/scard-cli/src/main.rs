@@ -50,10 +50,22 @@ enum Command {
     },
 }
 
-/// The outcome of a command: what to print and how to exit.
+/// The outcome of a command: what to print and how to exit. A non-zero status with human
+/// (non-JSON) output is an error message and goes to standard error; JSON always goes to
+/// standard output, with its `error` field set on failure.
 struct Outcome {
     text: String,
     status: u8,
+}
+
+impl Outcome {
+    fn error(message: String, status: u8) -> Self {
+        Self { text: format!("error: {message}"), status }
+    }
+
+    fn is_error_message(&self) -> bool {
+        self.status != 0 && self.text.starts_with("error: ")
+    }
 }
 
 fn main() -> ExitCode {
@@ -62,11 +74,15 @@ fn main() -> ExitCode {
         Command::Atr { hex, json } => atr_cmd::run(&hex.join(" "), *json),
         Command::Apdu { hex, json } => apdu_cmd::run(&hex.join(" "), *json),
     };
-    let mut stdout = std::io::stdout().lock();
-    if writeln!(stdout, "{}", outcome.text.trim_end()).is_err() {
-        return ExitCode::from(EXIT_FAILURE);
+    let written = if outcome.is_error_message() {
+        writeln!(std::io::stderr().lock(), "{}", outcome.text.trim_end())
+    } else {
+        writeln!(std::io::stdout().lock(), "{}", outcome.text.trim_end())
+    };
+    match written {
+        Ok(()) => ExitCode::from(outcome.status),
+        Err(_) => ExitCode::from(EXIT_FAILURE),
     }
-    ExitCode::from(outcome.status)
 }
 
 /// Serializes a JSON report; serialization of these plain structs cannot fail, but if it

@@ -7,9 +7,16 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-fn scard(args: &[&str]) -> (i32, String) {
+/// Runs the binary: exit status, standard output, standard error.
+fn scard_full(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_scard")).args(args).output().expect("scard runs");
-    (out.status.code().expect("exit code"), String::from_utf8(out.stdout).expect("UTF-8"))
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("UTF-8");
+    (out.status.code().expect("exit code"), text(out.stdout), text(out.stderr))
+}
+
+fn scard(args: &[&str]) -> (i32, String) {
+    let (code, stdout, _) = scard_full(args);
+    (code, stdout)
 }
 
 fn apdu_json(hex: &str) -> (i32, Value) {
@@ -61,9 +68,9 @@ fn malformed_apdus_exit_2_with_error_set() {
         let error = v["error"].as_str().expect("error is a string");
         assert!(!error.is_empty());
         assert_eq!(v["case"], Value::Null, "{hex}");
-        let (code, text) = scard(&["apdu", hex]);
+        let (code, stdout, stderr) = scard_full(&["apdu", hex]);
         assert_eq!(code, 2, "{hex}");
-        assert!(text.starts_with("error: "), "{text}");
+        assert!(stdout.is_empty() && stderr.starts_with("error: "), "{stdout} / {stderr}");
     }
 }
 

@@ -14,9 +14,16 @@ use serde_json::{Value, json};
 
 const FIXTURE: &str = include_str!("../../scard-iso7816/tests/fixtures/atr_analysis.tsv");
 
-fn scard(args: &[&str]) -> (i32, String) {
+/// Runs the binary: exit status, standard output, standard error.
+fn scard_full(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_scard")).args(args).output().expect("scard runs");
-    (out.status.code().expect("exit code"), String::from_utf8(out.stdout).expect("UTF-8"))
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("UTF-8");
+    (out.status.code().expect("exit code"), text(out.stdout), text(out.stderr))
+}
+
+fn scard(args: &[&str]) -> (i32, String) {
+    let (code, stdout, _) = scard_full(args);
+    (code, stdout)
 }
 
 fn atr_json(hex: &str) -> (i32, Value) {
@@ -61,9 +68,9 @@ fn bad_atrs_exit_2_with_error_set() {
         assert_eq!(code, 2, "{input}");
         assert!(!v["error"].as_str().expect("error set").is_empty(), "{input}");
         assert_eq!(v["convention"], Value::Null, "{input}");
-        let (code, text) = scard(&["atr", input]);
+        let (code, stdout, stderr) = scard_full(&["atr", input]);
         assert_eq!(code, 2, "{input}");
-        assert!(text.starts_with("error: "), "{text}");
+        assert!(stdout.is_empty() && stderr.starts_with("error: "), "{stdout} / {stderr}");
     }
     // A wrong TCK is reported, not rejected.
     let (code, v) = atr_json("3B 95 13 81 01 80 73 FF 01 00 0C");
