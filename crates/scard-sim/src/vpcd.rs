@@ -1,0 +1,252 @@
+//! Attaching a simulated card to pcscd through vsmartcard's vpcd reader driver.
+//!
+//! The card is a TCP client of vpcd (which pcscd loads; it listens on 35963 for "Virtual PCD
+//! 00 00" and 35964 for "Virtual PCD 00 01"). Wire protocol (vsmartcard's vpcd.c): every frame
+//! is a 2-byte big-endian length and the payload. A 1-byte payload is a control byte: 00 power
+//! off, 01 power on, 02 reset (no reply), 04 get ATR (answered with one frame holding the ATR).
+//! A longer payload is a command APDU, answered with one frame holding the response APDU.
+//! pcscd polls with 04 about every 400 ms, so the card answers whenever asked and never sends
+//! anything unasked. Closing the connection removes the card.
+//!
+//! Latency: Debian's vpcd writes the length and the body with two `send()` calls, so a card
+//! that lets Nagle's algorithm and delayed ACKs interact pays about 45 ms per APDU. The
+//! socket therefore sets TCP_NODELAY, and re-arms TCP_QUICKACK after every read (Linux clears
+//! it), and every reply goes out in one write.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use scard_iso7816::apdu::trace_command;
+use scard_iso7816::hex::Hex;
+
+use crate::{Card, SimError};
+
+/// Default vpcd port (slot 0, "Virtual PCD 00 00").
+pub const DEFAULT_PORT: u16 = 35963;
+
+/// How often a blocked read wakes up to look at the stop flag.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Largest frame payload: the length field is 16 bits.
+const MAX_FRAME: usize = 0xFFFF;
+
+/// Why [`serve`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The stop flag was raised; the connection was closed (the card counts as removed).
+    Stopped,
+    /// vpcd closed the connection (pcscd stopped or restarted).
+    Disconnected,
+}
+
+/// What a session did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    /// Command APDUs processed.
+    pub apdus: u64,
+    /// Control messages received (power on/off, reset, get ATR).
+    pub controls: u64,
+    /// Time spent inside the card's APDU processor.
+    pub processing: Duration,
+}
+
+/// Connects to vpcd at `addr` (`host:port`), retrying until `wait` has passed (pcscd may be
+/// starting). Sets TCP_NODELAY.
+pub fn connect(addr: &str, wait: Duration) -> Result<TcpStream, SimError> {
+    let vpcd_err = |source| SimError::Vpcd { addr: addr.to_owned(), source };
+    let deadline = Instant::now() + wait;
+    loop {
+        let attempt = addr
+            .to_socket_addrs()
+            .map_err(vpcd_err)?
+            .next()
+            .ok_or_else(|| vpcd_err(std::io::Error::new(ErrorKind::NotFound, "no address")))
+            .and_then(|sock| {
+                TcpStream::connect_timeout(&sock, Duration::from_secs(2)).map_err(vpcd_err)
+            });
+        match attempt {
+            Ok(stream) => {
+                stream.set_nodelay(true).map_err(vpcd_err)?;
+                stream.set_read_timeout(Some(POLL)).map_err(vpcd_err)?;
+                return Ok(stream);
+            }
+            Err(err) if Instant::now() >= deadline => return Err(err),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Serves `card` on a connected vpcd stream until vpcd disconnects or `stop` is raised.
+pub fn serve(
+    card: &mut dyn Card,
+    mut stream: TcpStream,
+    addr: &str,
+    stop: &AtomicBool,
+) -> Result<(End, Stats), SimError> {
+    let io_err = |source| SimError::Vpcd { addr: addr.to_owned(), source };
+    let mut stats = Stats::default();
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 65536 + 2];
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            let _ = stream.shutdown(Shutdown::Both);
+            return Ok((End::Stopped, stats));
+        }
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => return Ok((End::Disconnected, stats)),
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => {
+                return Ok((End::Disconnected, stats));
+            }
+            Err(e) => return Err(io_err(e)),
+        };
+        // Linux clears TCP_QUICKACK after use: re-arm it so the next segment is ACKed at once.
+        let _ = socket2::SockRef::from(&stream).set_quickack(true);
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        while let Some((payload, used)) = next_frame(&buf) {
+            let reply = handle(card, payload, &mut stats);
+            buf.drain(..used);
+            if let Some(reply) = reply {
+                stream.write_all(&frame(&reply)).map_err(io_err)?;
+            }
+        }
+    }
+}
+
+/// The first complete frame of `buf`: its payload and the bytes it used.
+fn next_frame(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let [hi, lo, rest @ ..] = buf else { return None };
+    let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+    rest.get(..len).map(|payload| (payload.to_vec(), 2 + len))
+}
+
+/// One frame: the 2-byte big-endian length and the payload.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
+    let mut out = Vec::with_capacity(2 + payload.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(payload.get(..usize::from(len)).unwrap_or_default());
+    out
+}
+
+/// Handles one frame's payload; `Some(reply)` when vpcd expects an answer.
+fn handle(card: &mut dyn Card, payload: Vec<u8>, stats: &mut Stats) -> Option<Vec<u8>> {
+    match payload.as_slice() {
+        [] => None,
+        [control] => {
+            stats.controls += 1;
+            match control {
+                0x00 => {
+                    tracing::debug!("vpcd: power off");
+                    card.power_off();
+                    None
+                }
+                0x01 => {
+                    tracing::debug!("vpcd: power on");
+                    card.power_on();
+                    None
+                }
+                0x02 => {
+                    tracing::debug!("vpcd: reset");
+                    card.reset();
+                    None
+                }
+                0x04 => Some(card.atr().to_vec()),
+                other => {
+                    tracing::warn!("vpcd: unknown control byte {other:02X} ignored");
+                    None
+                }
+            }
+        }
+        command => {
+            stats.apdus += 1;
+            tracing::trace!(">> {}", trace_command(command));
+            let started = Instant::now();
+            let mut response = card.process(command);
+            stats.processing += started.elapsed();
+            if response.len() > MAX_FRAME {
+                // 65536 data bytes and SW1 SW2 do not fit a vpcd frame.
+                tracing::warn!("vpcd: response of {} bytes does not fit a frame", response.len());
+                response = scard_iso7816::StatusWord::WRONG_LENGTH.to_bytes().to_vec();
+            }
+            let sw_at = response.len().saturating_sub(2);
+            tracing::trace!(
+                "<< [{} bytes] {}",
+                sw_at,
+                Hex(response.get(sw_at..).unwrap_or_default())
+            );
+            Some(response)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::sync::Arc;
+
+    /// A stand-in for vpcd: accepts the card, sends frames the way vpcd.c does (length and
+    /// body in two writes), reads replies.
+    #[test]
+    fn speaks_the_vpcd_protocol() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_card = Arc::clone(&stop);
+        let addr_card = addr.clone();
+        let card_thread = std::thread::spawn(move || {
+            let mut card = crate::new_card(crate::Family::Piv, crate::SimRng::from_seed(7));
+            let stream = connect(&addr_card, Duration::from_secs(5)).unwrap();
+            serve(card.as_mut(), stream, &addr_card, &stop_card).unwrap()
+        });
+        let (mut vpcd, _) = listener.accept().unwrap();
+        let mut send = |payload: &[u8]| {
+            vpcd.write_all(&u16::try_from(payload.len()).unwrap().to_be_bytes()).unwrap();
+            vpcd.write_all(payload).unwrap();
+        };
+        send(&[0x04]);
+        send(&[0x01]);
+        send(&[0x04]);
+        // SELECT PIV (SP 800-73-4 Pt 2 §3.1.1).
+        send(&[0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00]);
+        let mut read_frame = || {
+            let mut len = [0u8; 2];
+            vpcd.read_exact(&mut len).unwrap();
+            let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            vpcd.read_exact(&mut body).unwrap();
+            body
+        };
+        let atr1 = read_frame();
+        let atr2 = read_frame();
+        assert_eq!(atr1, atr2);
+        assert_eq!(scard_iso7816::Atr::parse(&atr1).unwrap().bytes(), atr1.as_slice());
+        let select = read_frame();
+        assert_eq!(select[select.len() - 2..], [0x90, 0x00]);
+        stop.store(true, Ordering::SeqCst);
+        let (end, stats) = card_thread.join().unwrap();
+        assert_eq!(end, End::Stopped);
+        assert_eq!((stats.apdus, stats.controls), (1, 3));
+        // The card closed the connection: vpcd sees end of stream (card removed).
+        let mut rest = Vec::new();
+        assert_eq!(vpcd.read_to_end(&mut rest).unwrap(), 0);
+    }
+
+    #[test]
+    fn frames() {
+        assert_eq!(next_frame(&[0, 1, 4, 0, 2]), Some((vec![4], 3)));
+        assert_eq!(next_frame(&[0, 3, 1, 2]), None);
+        assert_eq!(next_frame(&[0]), None);
+        assert_eq!(frame(&[0x90, 0x00]), vec![0, 2, 0x90, 0x00]);
+    }
+}
