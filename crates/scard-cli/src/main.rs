@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod apdu_cmd;
 mod atr_cmd;
+mod sim_cmd;
 
 /// Exit status for input that could not be decoded.
 const EXIT_BAD_INPUT: u8 = 2;
@@ -48,6 +49,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Attach a simulated card (PIV, OpenPGP or GIDS) to pcscd through vsmartcard's vpcd.
+    Sim(sim_cmd::SimArgs),
 }
 
 /// The outcome of a command: what to print and how to exit. A non-zero status with human
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Atr { hex, json } => atr_cmd::run(&hex.join(" "), *json),
         Command::Apdu { hex, json } => apdu_cmd::run(&hex.join(" "), *json),
+        Command::Sim(args) => sim_cmd::run(args),
     };
     let written = if outcome.is_error_message() {
         writeln!(std::io::stderr().lock(), "{}", outcome.text.trim_end())

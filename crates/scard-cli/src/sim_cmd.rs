@@ -1,0 +1,99 @@
+//! `scard sim`: attach a simulated card to pcscd through vsmartcard's vpcd reader.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use scard_iso7816::hex;
+use scard_sim::{Family, SimRng, state, vpcd};
+
+use crate::{EXIT_BAD_INPUT, EXIT_FAILURE, Outcome};
+
+/// Options of `scard sim`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SimArgs {
+    /// The card: piv, openpgp or gids.
+    family: Family,
+    /// vpcd to connect to, as HOST:PORT (35963 is "Virtual PCD 00 00", 35964 "... 00 01").
+    #[arg(long, default_value = "127.0.0.1:35963", value_name = "HOST:PORT")]
+    vpcd: String,
+    /// Keep the card's state (keys, PINs, data objects) in FILE: loaded at start if it
+    /// exists, saved on exit (Ctrl-C, SIGTERM, or vpcd going away).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Seed the card's random number generator (reproducible keys and challenges).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Seconds to keep trying to reach vpcd.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    wait: u64,
+}
+
+pub(crate) fn run(args: &SimArgs) -> Outcome {
+    let rng = args.seed.map_or_else(SimRng::from_entropy, SimRng::from_seed);
+    if let Some(path) = &args.state {
+        if path.exists() {
+            match state::family_of(path) {
+                Ok(family) if family != args.family => {
+                    return Outcome::error(
+                        format!("{} holds a {family} card, not a {} card", path.display(), args.family),
+                        EXIT_BAD_INPUT,
+                    );
+                }
+                Ok(_) => {}
+                Err(err) => return Outcome::error(err.to_string(), EXIT_BAD_INPUT),
+            }
+        }
+    }
+    let mut card = match scard_sim::open_card(args.family, args.state.as_deref(), rng) {
+        Ok(card) => card,
+        Err(err) => return Outcome::error(err.to_string(), EXIT_FAILURE),
+    };
+    // A new card's state file exists from the start, so a crash loses nothing provisioned
+    // before the first save.
+    if let Some(path) = &args.state {
+        if let Err(err) = state::save(card.as_ref(), path) {
+            return Outcome::error(err.to_string(), EXIT_FAILURE);
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    if let Err(err) = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst)) {
+        return Outcome::error(format!("cannot install the Ctrl-C/SIGTERM handler: {err}"), EXIT_FAILURE);
+    }
+    let stream = match vpcd::connect(&args.vpcd, Duration::from_secs(args.wait)) {
+        Ok(stream) => stream,
+        Err(err) => {
+            return Outcome::error(
+                format!("{err} (is pcscd running with vsmartcard-vpcd installed?)"),
+                EXIT_FAILURE,
+            );
+        }
+    };
+    eprintln!(
+        "scard sim: {} card attached to vpcd at {} (ATR {}); Ctrl-C removes it",
+        args.family,
+        args.vpcd,
+        hex::encode_spaced(card.atr())
+    );
+    let served = vpcd::serve(card.as_mut(), stream, &args.vpcd, &stop);
+    let saved = match &args.state {
+        Some(path) => state::save(card.as_ref(), path).map(|()| format!(", state saved to {}", path.display())),
+        None => Ok(String::new()),
+    };
+    match (served, saved) {
+        (Ok((end, stats)), Ok(saved)) => {
+            let how = match end {
+                vpcd::End::Stopped => "card removed",
+                vpcd::End::Disconnected => "vpcd closed the connection",
+            };
+            let mean = stats.processing.as_micros().checked_div(u128::from(stats.apdus)).unwrap_or(0);
+            Outcome {
+                text: format!("scard sim: {how}; {} APDUs, {mean} µs mean processing{saved}", stats.apdus),
+                status: 0,
+            }
+        }
+        (Err(err), _) | (_, Err(err)) => Outcome::error(err.to_string(), EXIT_FAILURE),
+    }
+}
