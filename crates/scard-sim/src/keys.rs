@@ -68,7 +68,7 @@ impl KeyAlgorithm {
     }
 
     /// Bytes of an RSA block or of one EC coordinate.
-    pub fn len(self) -> usize {
+    pub fn byte_len(self) -> usize {
         self.bits() / 8
     }
 }
@@ -393,11 +393,11 @@ mod tests {
             let other = PrivateKey::generate(alg, &mut rng).unwrap();
             let PublicKey::Ec { point, .. } = key.public() else { panic!() };
             let PublicKey::Ec { point: other_point, .. } = other.public() else { panic!() };
-            assert_eq!(point.len(), 1 + 2 * alg.len());
+            assert_eq!(point.len(), 1 + 2 * alg.byte_len());
             let hash = Sha256::digest(b"data");
             let raw = key.ecdsa_sign_raw(&hash).unwrap();
             let der = key.ecdsa_sign_der(&hash).unwrap();
-            assert_eq!(raw.len(), 2 * alg.len());
+            assert_eq!(raw.len(), 2 * alg.byte_len());
             match alg {
                 KeyAlgorithm::P256 => {
                     let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
