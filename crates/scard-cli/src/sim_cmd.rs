@@ -37,7 +37,11 @@ pub(crate) fn run(args: &SimArgs) -> Outcome {
             match state::family_of(path) {
                 Ok(family) if family != args.family => {
                     return Outcome::error(
-                        format!("{} holds a {family} card, not a {} card", path.display(), args.family),
+                        format!(
+                            "{} holds a {family} card, not a {} card",
+                            path.display(),
+                            args.family
+                        ),
                         EXIT_BAD_INPUT,
                     );
                 }
@@ -59,8 +63,13 @@ pub(crate) fn run(args: &SimArgs) -> Outcome {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    if let Err(err) = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst)) {
-        return Outcome::error(format!("cannot install the Ctrl-C/SIGTERM handler: {err}"), EXIT_FAILURE);
+    if let Err(err) =
+        ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
+    {
+        return Outcome::error(
+            format!("cannot install the Ctrl-C/SIGTERM handler: {err}"),
+            EXIT_FAILURE,
+        );
     }
     let stream = match vpcd::connect(&args.vpcd, Duration::from_secs(args.wait)) {
         Ok(stream) => stream,
@@ -79,7 +88,8 @@ pub(crate) fn run(args: &SimArgs) -> Outcome {
     );
     let served = vpcd::serve(card.as_mut(), stream, &args.vpcd, &stop);
     let saved = match &args.state {
-        Some(path) => state::save(card.as_ref(), path).map(|()| format!(", state saved to {}", path.display())),
+        Some(path) => state::save(card.as_ref(), path)
+            .map(|()| format!(", state saved to {}", path.display())),
         None => Ok(String::new()),
     };
     match (served, saved) {
@@ -88,9 +98,13 @@ pub(crate) fn run(args: &SimArgs) -> Outcome {
                 vpcd::End::Stopped => "card removed",
                 vpcd::End::Disconnected => "vpcd closed the connection",
             };
-            let mean = stats.processing.as_micros().checked_div(u128::from(stats.apdus)).unwrap_or(0);
+            let mean =
+                stats.processing.as_micros().checked_div(u128::from(stats.apdus)).unwrap_or(0);
             Outcome {
-                text: format!("scard sim: {how}; {} APDUs, {mean} µs mean processing{saved}", stats.apdus),
+                text: format!(
+                    "scard sim: {how}; {} APDUs, {mean} µs mean processing{saved}",
+                    stats.apdus
+                ),
                 status: 0,
             }
         }
