@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use scard_iso7816::apdu::trace_command;
 use scard_iso7816::hex::Hex;
+use scard_transport::vpcd::frame;
 
 use crate::{Card, SimError};
 
@@ -28,9 +29,6 @@ pub const DEFAULT_PORT: u16 = 35963;
 
 /// How often a blocked read wakes up to look at the stop flag.
 const POLL: Duration = Duration::from_millis(200);
-
-/// Largest frame payload: the length field is 16 bits.
-const MAX_FRAME: usize = 0xFFFF;
 
 /// Why [`serve`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,55 +111,39 @@ pub fn serve(
         // Linux clears TCP_QUICKACK after use: re-arm it so the next segment is ACKed at once.
         let _ = socket2::SockRef::from(&stream).set_quickack(true);
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        while let Some((payload, used)) = next_frame(&buf) {
+        while let Some((payload, used)) = frame::split(&buf) {
             let reply = handle(card, payload, &mut stats);
             buf.drain(..used);
-            if let Some(reply) = reply {
-                stream.write_all(&frame(&reply)).map_err(io_err)?;
+            if let Some(reply) = reply.and_then(|r| frame::encode(&r)) {
+                stream.write_all(&reply).map_err(io_err)?;
             }
         }
     }
 }
 
-/// The first complete frame of `buf`: its payload and the bytes it used.
-fn next_frame(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
-    let [hi, lo, rest @ ..] = buf else { return None };
-    let len = usize::from(u16::from_be_bytes([*hi, *lo]));
-    rest.get(..len).map(|payload| (payload.to_vec(), 2 + len))
-}
-
-/// One frame: the 2-byte big-endian length and the payload.
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
-    let mut out = Vec::with_capacity(2 + payload.len());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(payload.get(..usize::from(len)).unwrap_or_default());
-    out
-}
-
 /// Handles one frame's payload; `Some(reply)` when vpcd expects an answer.
-fn handle(card: &mut dyn Card, payload: Vec<u8>, stats: &mut Stats) -> Option<Vec<u8>> {
-    match payload.as_slice() {
+fn handle(card: &mut dyn Card, payload: &[u8], stats: &mut Stats) -> Option<Vec<u8>> {
+    match payload {
         [] => None,
         [control] => {
             stats.controls += 1;
-            match control {
-                0x00 => {
+            match *control {
+                frame::POWER_OFF => {
                     tracing::debug!("vpcd: power off");
                     card.power_off();
                     None
                 }
-                0x01 => {
+                frame::POWER_ON => {
                     tracing::debug!("vpcd: power on");
                     card.power_on();
                     None
                 }
-                0x02 => {
+                frame::RESET => {
                     tracing::debug!("vpcd: reset");
                     card.reset();
                     None
                 }
-                0x04 => Some(card.atr().to_vec()),
+                frame::GET_ATR => Some(card.atr().to_vec()),
                 other => {
                     tracing::warn!("vpcd: unknown control byte {other:02X} ignored");
                     None
@@ -174,7 +156,7 @@ fn handle(card: &mut dyn Card, payload: Vec<u8>, stats: &mut Stats) -> Option<Ve
             let started = Instant::now();
             let mut response = card.process(command);
             stats.processing += started.elapsed();
-            if response.len() > MAX_FRAME {
+            if response.len() > frame::MAX_PAYLOAD {
                 // 65536 data bytes and SW1 SW2 do not fit a vpcd frame.
                 tracing::warn!("vpcd: response of {} bytes does not fit a frame", response.len());
                 response = scard_iso7816::StatusWord::WRONG_LENGTH.to_bytes().to_vec();
@@ -268,13 +250,5 @@ mod tests {
         // The card closed the connection: vpcd sees end of stream (card removed).
         let mut rest = Vec::new();
         assert_eq!(vpcd.read_to_end(&mut rest).unwrap(), 0);
-    }
-
-    #[test]
-    fn frames() {
-        assert_eq!(next_frame(&[0, 1, 4, 0, 2]), Some((vec![4], 3)));
-        assert_eq!(next_frame(&[0, 3, 1, 2]), None);
-        assert_eq!(next_frame(&[0]), None);
-        assert_eq!(frame(&[0x90, 0x00]), vec![0, 2, 0x90, 0x00]);
     }
 }

@@ -1,0 +1,168 @@
+//! The layer that moves APDUs.
+//!
+//! - [`CardTransport`]: bytes in, bytes out, the ATR, transactions (scoped: [`Transaction`]),
+//!   reconnect with a reset notice, disconnect with a disposition, control codes.
+//! - [`Backend`]: a family of readers (in-process virtual cards, vpcd, PC/SC, CCID) that lists
+//!   readers and connects to one.
+//! - [`Registry`]: the resource manager over all backends, resolving reader names
+//!   ([`ReaderName`]: `sim:<family>[:<state>]`, `vpcd:<host>:<port>`, `pcsc:<name or glob>`,
+//!   `ccid:<vid>:<pid>[:<serial>]` or `ccid:*`).
+//! - [`virtual_card`]: in-process virtual cards behind the [`virtual_card::VirtualCard`] trait.
+//! - [`vpcd`]: our stack listening as vsmartcard's vpcd does, for virtual cards over TCP.
+//!
+//! Card logic above this layer never sees USB or PC/SC: only [`CardTransport`].
+#![forbid(unsafe_code)]
+
+mod error;
+mod name;
+mod registry;
+pub mod virtual_card;
+pub mod vpcd;
+
+use std::time::Duration;
+
+pub use error::TransportError;
+pub use name::{ReaderName, glob_match};
+pub use registry::{Backend, ReaderEvent, ReaderInfo, Registry};
+
+/// Default deadline of one exchange.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The transmission protocol in use (ISO/IEC 7816-3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// T=0, character-oriented.
+    T0,
+    /// T=1, block-oriented.
+    T1,
+    /// A virtual card without a 7816-3 transmission protocol (APDUs are passed as they are).
+    Apdu,
+}
+
+/// How a connection shares the card with other applications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ShareMode {
+    /// Others may use the card between our transactions.
+    #[default]
+    Shared,
+    /// Nobody else may connect while we are connected.
+    Exclusive,
+}
+
+/// What happens to the card when a connection ends or is reconnected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Disposition {
+    /// Leave it as it is (authentication states stay).
+    #[default]
+    Leave,
+    /// Warm reset.
+    Reset,
+    /// Power it off.
+    Unpower,
+    /// Eject it (readers that can).
+    Eject,
+}
+
+/// A connection to a card. Implementations are thin: they move bytes and report what
+/// happened to the card; all APDU logic lives above (scard-iso7816's exchange engine).
+pub trait CardTransport: Send {
+    /// The reader's full name (with its backend prefix, e.g. `pcsc:Virtual PCD 00 00`).
+    fn reader(&self) -> &str;
+
+    /// The card's ATR as of the last (re)connection.
+    fn atr(&self) -> &[u8];
+
+    /// The protocol in use.
+    fn protocol(&self) -> Protocol;
+
+    /// Sends one command APDU and returns the response APDU (data and SW1 SW2), within the
+    /// deadline set by [`CardTransport::set_timeout`]. When the card was reset by someone else
+    /// since the last exchange this returns [`TransportError::CardReset`] once: the caller
+    /// must drop its authentication state and select its application again.
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError>;
+
+    /// Starts exclusive access (other applications wait). Prefer [`transaction`].
+    fn begin_transaction(&mut self) -> Result<(), TransportError>;
+
+    /// Ends exclusive access.
+    fn end_transaction(&mut self, disposition: Disposition) -> Result<(), TransportError>;
+
+    /// Reconnects, resetting the card when `disposition` says so, and re-reads the ATR.
+    fn reconnect(&mut self, disposition: Disposition) -> Result<(), TransportError>;
+
+    /// Ends the connection.
+    fn disconnect(&mut self, disposition: Disposition) -> Result<(), TransportError>;
+
+    /// A reader control (escape) code, where the backend has one.
+    fn control(&mut self, code: u32, data: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let _ = (code, data);
+        Err(TransportError::Unsupported { reader: self.reader().to_owned(), what: "control codes" })
+    }
+
+    /// Sets the deadline of each exchange (default [`DEFAULT_TIMEOUT`]).
+    fn set_timeout(&mut self, timeout: Duration);
+
+    /// Whether the reader passes extended-length APDUs (the card's own support is the card
+    /// profile's business).
+    fn extended_length(&self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for dyn CardTransport + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardTransport")
+            .field("reader", &self.reader())
+            .field("protocol", &self.protocol())
+            .field("atr", &scard_iso7816::hex::Hex(self.atr()))
+            .finish()
+    }
+}
+
+/// Starts a transaction on `transport`; it ends (leaving the card) when the guard drops.
+pub fn transaction(transport: &mut dyn CardTransport) -> Result<Transaction<'_>, TransportError> {
+    transport.begin_transaction()?;
+    Ok(Transaction { transport, ended: false })
+}
+
+/// Exclusive access to a card for as long as it lives (DESIGN.md: transactions are scoped
+/// borrows). Authentication obtained inside belongs to the transaction.
+pub struct Transaction<'a> {
+    transport: &'a mut dyn CardTransport,
+    ended: bool,
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction").field("reader", &self.transport.reader()).finish()
+    }
+}
+
+impl Transaction<'_> {
+    /// Sends one APDU inside the transaction.
+    pub fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.transport.transmit(command)
+    }
+
+    /// The transport, for calls other than transmit.
+    pub fn transport(&mut self) -> &mut dyn CardTransport {
+        self.transport
+    }
+
+    /// Ends the transaction with a disposition (e.g. [`Disposition::Reset`] to drop the
+    /// card's authentication state).
+    pub fn end(mut self, disposition: Disposition) -> Result<(), TransportError> {
+        self.ended = true;
+        self.transport.end_transaction(disposition)
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            if let Err(err) = self.transport.end_transaction(Disposition::Leave) {
+                tracing::warn!("ending the transaction on {}: {err}", self.transport.reader());
+            }
+        }
+    }
+}
