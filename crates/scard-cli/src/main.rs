@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod apdu_cmd;
 mod atr_cmd;
+mod readers_cmd;
 mod sim_cmd;
 
 /// Exit status for input that could not be decoded.
@@ -51,6 +52,22 @@ enum Command {
     },
     /// Attach a simulated card (PIV, OpenPGP or GIDS) to pcscd through vsmartcard's vpcd.
     Sim(sim_cmd::SimArgs),
+    /// List the readers of every backend, with card presence and ATR.
+    Readers {
+        #[command(flatten)]
+        reader: readers_cmd::ReaderArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Connect to a card and show the reader, protocol and ATR.
+    Info {
+        #[command(flatten)]
+        reader: readers_cmd::ReaderArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The outcome of a command: what to print and how to exit. A non-zero status with human
@@ -77,6 +94,8 @@ fn main() -> ExitCode {
         Command::Atr { hex, json } => atr_cmd::run(&hex.join(" "), *json),
         Command::Apdu { hex, json } => apdu_cmd::run(&hex.join(" "), *json),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Readers { reader, json } => readers_cmd::readers(reader, *json),
+        Command::Info { reader, json } => readers_cmd::info(reader, *json),
     };
     let written = if outcome.is_error_message() {
         writeln!(std::io::stderr().lock(), "{}", outcome.text.trim_end())

@@ -1,0 +1,232 @@
+//! Readers for every command: the registry over the backends, `scard readers` and
+//! `scard info`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use scard_iso7816::atr::Atr;
+use scard_iso7816::hex;
+use scard_sim::{Card, Family, SimRng, state};
+use scard_transport::virtual_card::{VirtualBackend, VirtualCard};
+use scard_transport::vpcd::VpcdBackend;
+use scard_transport::{CardTransport, ReaderName, Registry, ShareMode, TransportError};
+use serde::Serialize;
+
+use crate::{EXIT_BAD_INPUT, EXIT_FAILURE, Outcome, to_json};
+
+/// Options every card command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ReaderArgs {
+    /// The reader: sim:<piv|openpgp|gids>[:<state file>], vpcd:<host>:<port>,
+    /// pcsc:<name or glob>, ccid:<vid>:<pid>[:<serial>] or ccid:*. Default: the first reader
+    /// with a card.
+    #[arg(long, value_name = "READER")]
+    pub(crate) reader: Option<String>,
+    /// Seconds each exchange with the card may take.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub(crate) timeout: u64,
+    /// Seconds a vpcd: reader waits for a virtual card to connect.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub(crate) wait: u64,
+}
+
+/// An in-process simulated card, saved to its state file when the last connection ends.
+struct SimCard {
+    card: Box<dyn Card>,
+    state: Option<PathBuf>,
+}
+
+impl VirtualCard for SimCard {
+    fn atr(&self) -> Vec<u8> {
+        self.card.atr().to_vec()
+    }
+
+    fn power_on(&mut self) {
+        self.card.power_on();
+    }
+
+    fn reset(&mut self) {
+        self.card.reset();
+    }
+
+    fn power_off(&mut self) {
+        self.card.power_off();
+    }
+
+    fn process(&mut self, command: &[u8]) -> Vec<u8> {
+        self.card.process(command)
+    }
+
+    fn flush(&mut self) {
+        if let Some(path) = &self.state {
+            if let Err(err) = state::save(self.card.as_ref(), path) {
+                tracing::error!("saving the simulated card: {err}");
+            }
+        }
+    }
+}
+
+impl Drop for SimCard {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Opens the card behind a `sim:` name (from its state file when it exists).
+fn open_sim(name: &ReaderName) -> Result<Box<dyn VirtualCard>, TransportError> {
+    let ReaderName::Sim { family, state } = name else {
+        return Err(TransportError::InvalidName {
+            name: name.to_string(),
+            reason: "not a sim: name",
+        });
+    };
+    let family: Family = family.parse().map_err(|_| TransportError::InvalidName {
+        name: name.to_string(),
+        reason: "unknown card family (piv, openpgp or gids)",
+    })?;
+    let card =
+        scard_sim::open_card(family, state.as_deref(), SimRng::from_entropy()).map_err(|err| {
+            TransportError::BackendUnavailable { backend: "sim", reason: err.to_string() }
+        })?;
+    Ok(Box::new(SimCard { card, state: state.clone() }))
+}
+
+/// The registry for a command: the sim: backend always; a vpcd: backend when the reader
+/// names one (it listens only while the command runs).
+pub(crate) fn registry(args: &ReaderArgs) -> Result<Registry, TransportError> {
+    let mut registry = Registry::new();
+    registry.add(Box::new(VirtualBackend::with_factory(Box::new(open_sim))));
+    if let Some(name) = &args.reader {
+        if let ReaderName::Vpcd { host, port } = name.parse()? {
+            registry.add(Box::new(VpcdBackend::listen(
+                &host,
+                port,
+                Duration::from_secs(args.wait),
+            )?));
+        }
+    }
+    Ok(registry)
+}
+
+/// Connects to the reader the arguments name.
+pub(crate) fn connect(args: &ReaderArgs) -> Result<Box<dyn CardTransport>, TransportError> {
+    let mut registry = registry(args)?;
+    let mut transport = registry.connect(args.reader.as_deref(), ShareMode::Shared)?;
+    transport.set_timeout(Duration::from_secs(args.timeout));
+    Ok(transport)
+}
+
+/// Exit status for a transport error: bad names are bad input.
+pub(crate) fn status_of(err: &TransportError) -> u8 {
+    match err {
+        TransportError::InvalidName { .. } | TransportError::UnknownReader { .. } => EXIT_BAD_INPUT,
+        _ => EXIT_FAILURE,
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ReaderJson {
+    name: String,
+    card: bool,
+    atr: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ReadersJson {
+    readers: Vec<ReaderJson>,
+    unavailable: Vec<String>,
+}
+
+/// `scard readers`.
+pub(crate) fn readers(args: &ReaderArgs, json: bool) -> Outcome {
+    let mut registry = match registry(args) {
+        Ok(r) => r,
+        Err(err) => return Outcome::error(err.to_string(), status_of(&err)),
+    };
+    // A named sim: reader is created (and listed) by connecting to it once.
+    if let Some(name) = &args.reader {
+        if name.starts_with("sim:") {
+            if let Err(err) = registry.connect(Some(name), ShareMode::Shared) {
+                return Outcome::error(err.to_string(), status_of(&err));
+            }
+        }
+    }
+    let (list, unavailable) = registry.readers();
+    let report = ReadersJson {
+        readers: list
+            .iter()
+            .map(|r| ReaderJson {
+                name: r.name.clone(),
+                card: r.atr.is_some(),
+                atr: r.atr.as_deref().map(hex::encode_upper),
+            })
+            .collect(),
+        unavailable: unavailable.iter().map(ToString::to_string).collect(),
+    };
+    if json {
+        return to_json(&report, 0);
+    }
+    let mut text = String::new();
+    if report.readers.is_empty() {
+        text.push_str("no readers (name one with --reader sim:piv, vpcd:127.0.0.1:35963, ...)\n");
+    }
+    for r in &report.readers {
+        match &r.atr {
+            Some(atr) => text.push_str(&format!("{}  card  ATR {atr}\n", r.name)),
+            None => text.push_str(&format!("{}  empty\n", r.name)),
+        }
+    }
+    for u in &report.unavailable {
+        text.push_str(&format!("({u})\n"));
+    }
+    Outcome { text, status: 0 }
+}
+
+#[derive(Debug, Serialize)]
+struct InfoJson {
+    reader: String,
+    protocol: String,
+    atr: String,
+    protocols_offered: Vec<u8>,
+    historical: String,
+    atr_error: Option<String>,
+}
+
+/// `scard info`: what the reader and the card's ATR say.
+pub(crate) fn info(args: &ReaderArgs, json: bool) -> Outcome {
+    let transport = match connect(args) {
+        Ok(t) => t,
+        Err(err) => return Outcome::error(err.to_string(), status_of(&err)),
+    };
+    let atr = Atr::parse(transport.atr());
+    let report = InfoJson {
+        reader: transport.reader().to_owned(),
+        protocol: format!("{:?}", transport.protocol()),
+        atr: hex::encode_upper(transport.atr()),
+        protocols_offered: atr.as_ref().map(|a| a.protocols().to_vec()).unwrap_or_default(),
+        historical: atr.as_ref().map(|a| hex::encode_upper(a.historical())).unwrap_or_default(),
+        atr_error: atr.as_ref().err().map(ToString::to_string),
+    };
+    if json {
+        return to_json(&report, 0);
+    }
+    let mut text = format!(
+        "Reader       {}\nProtocol     {}\nATR          {}\n",
+        report.reader,
+        report.protocol,
+        hex::encode_spaced(transport.atr())
+    );
+    match &atr {
+        Ok(a) => {
+            let offered: Vec<String> = a.protocols().iter().map(|t| format!("T={t}")).collect();
+            text.push_str(&format!(
+                "Offers       {}\nHistorical   {}\n",
+                offered.join(", "),
+                hex::encode_spaced(a.historical())
+            ));
+        }
+        Err(err) => text.push_str(&format!("ATR error    {err}\n")),
+    }
+    text.push_str("(`scard atr <ATR>` decodes the ATR in full)\n");
+    Outcome { text, status: 0 }
+}
