@@ -16,6 +16,7 @@
 //! matters.
 #![forbid(unsafe_code)]
 
+pub mod cert;
 pub mod gids;
 pub mod io;
 pub mod keys;

@@ -258,7 +258,7 @@ pub(super) fn personalise(rng: &mut SimRng) -> Personalised {
 fn first_key(rng: &mut SimRng) -> Option<(PrivateKey, Vec<u8>)> {
     let key = PrivateKey::generate(KeyAlgorithm::Rsa2048, rng).ok()?;
     let serial = rng.bytes(16);
-    let certificate = cert::self_signed_rsa(&key, "scard-sim GIDS", &serial).ok()?;
+    let certificate = crate::cert::self_signed(&key, "scard-sim GIDS", &serial).ok()?;
     Some((key, certificate))
 }
 

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use signature::hazmat::PrehashVerifier;
 
 use super::*;
-use crate::gids::cert::tests::inflate_stored;
+use crate::gids::cert::tests::inflate;
 use crate::gids::perso::{CMAP_RECORD_LEN, MF_RECORD_LEN};
 
 /// A personalised card's state, made once (RSA key generation is the slow part).
@@ -281,7 +281,7 @@ fn minidriver_files_as_opensc_reads_them() {
     // kxc00: 01 00, length, zlib; a certificate of the container's key.
     let file = get_do(&mut c, 0xA010, 0xDF24);
     assert_eq!(&file[..2], &[1, 0]);
-    let cert = inflate_stored(&file[4..]);
+    let cert = inflate(&file[4..]);
     assert_eq!(cert.len(), usize::from(u16::from_le_bytes([file[2], file[3]])));
     let public = rsa_public(&public_key(&mut c, 0x81));
     let n = public.n().to_bytes_be();
