@@ -71,6 +71,7 @@ struct Pending {
 /// Card-side transmission state. Volatile: [`CardIo::reset`] on every power-on and reset.
 pub struct CardIo {
     extended_length: bool,
+    answer_without_le: bool,
     chain: Option<Chain>,
     pending: Option<Pending>,
 }
@@ -79,6 +80,7 @@ impl std::fmt::Debug for CardIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CardIo")
             .field("extended_length", &self.extended_length)
+            .field("answer_without_le", &self.answer_without_le)
             .field("chaining", &self.chain.is_some())
             .field("pending", &self.pending.as_ref().map(|p| p.data.len() - p.sent))
             .finish()
@@ -88,7 +90,17 @@ impl std::fmt::Debug for CardIo {
 impl CardIo {
     /// A card that accepts extended length fields when `extended_length`.
     pub fn new(extended_length: bool) -> Self {
-        Self { extended_length, chain: None, pending: None }
+        Self { extended_length, answer_without_le: false, chain: None, pending: None }
+    }
+
+    /// Answers a command without an Le field as if its Le were 00 (Ne 256, or 65536 for an
+    /// extended command): response data up to that length come back at once with 9000, longer
+    /// data through `61xx`. JavaCard cards over T=1 and YubiKeys behave so, and
+    /// yubico-piv-tool relies on it (its SELECT has no Le). Without it, any response data to a
+    /// command without Le waits behind `61xx`.
+    pub fn answer_without_le(mut self) -> Self {
+        self.answer_without_le = true;
+        self
     }
 
     /// Forgets any chain or pending response.
@@ -147,7 +159,10 @@ impl CardIo {
             extended: apdu.is_extended(),
         };
         let reply = app(&command);
-        let ne = command.ne;
+        let ne = match command.ne {
+            None if self.answer_without_le => Some(if command.extended { 65536 } else { 256 }),
+            ne => ne,
+        };
         match reply {
             Ok(body) => self.respond(Zeroizing::new(body), ne),
             Err(sw) => sw.to_bytes().to_vec(),
@@ -280,6 +295,17 @@ mod tests {
         assert_eq!(io.process(&h("00200080").unwrap(), echo), [0x63, 0xC2]);
         assert_eq!(io.process(&h("00 A4").unwrap(), echo), [0x67, 0x00]);
         assert_eq!(io.process(&h("FF CA 00 00 00").unwrap(), echo), [0x6E, 0x00]);
+    }
+
+    #[test]
+    fn answer_without_le_treats_a_missing_le_as_00() {
+        let mut io = CardIo::new(false).answer_without_le();
+        let mut ten = vec![0xAB; 10];
+        ten.extend_from_slice(&[0x90, 0x00]);
+        assert_eq!(io.process(&h("00CA0001").unwrap(), echo), ten);
+        let long = io.process(&h("00CA001E").unwrap(), echo);
+        assert_eq!((long.len(), &long[256..]), (258, &[0x61, 44][..]));
+        assert_eq!(io.process(&h("00200080").unwrap(), echo), [0x63, 0xC2]);
     }
 
     #[test]
