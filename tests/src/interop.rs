@@ -288,6 +288,12 @@ impl Drop for Sandbox {
             terminate(&mut sim.child);
         }
         terminate(&mut self.pcscd);
+        // Keep the logs of a failed test for a look; a passed one leaves nothing behind.
+        if std::thread::panicking() {
+            eprintln!("sandbox files kept in {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

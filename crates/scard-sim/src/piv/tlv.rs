@@ -12,10 +12,9 @@ pub(crate) const COMMAND_DATA: ParseOptions =
 /// Appends `tag` (its big-endian bytes, leading zero bytes dropped), the minimal DER length of
 /// `value` (X.690 §8.1.3) and `value`.
 pub(crate) fn put(out: &mut Vec<u8>, tag: u32, value: &[u8]) {
-    let tag_bytes = tag.to_be_bytes();
-    let skip = tag_bytes.iter().take(3).take_while(|b| **b == 0).count();
-    out.extend_from_slice(tag_bytes.get(skip..).unwrap_or_default());
-    push_length(out, value.len());
+    ber::Tag::new(tag).to_bytes(out);
+    // Only lengths above 4 GiB fail; card data objects are a few KiB at most.
+    let _ = ber::encode_length(value.len(), out);
     out.extend_from_slice(value);
 }
 
@@ -24,21 +23,6 @@ pub(crate) fn object(tag: u32, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + 8);
     put(&mut out, tag, value);
     out
-}
-
-/// X.690 §8.1.3: short form below 128, else 81..84 and the length in as few bytes as it needs.
-fn push_length(out: &mut Vec<u8>, len: usize) {
-    let len = u32::try_from(len).unwrap_or(u32::MAX);
-    if let Ok(short @ 0..=0x7F) = u8::try_from(len) {
-        out.push(short);
-        return;
-    }
-    let bytes = len.to_be_bytes();
-    let skip = bytes.iter().take_while(|b| **b == 0).count();
-    let significant = bytes.get(skip..).unwrap_or_default();
-    // 0x81 to 0x84: the number of length bytes that follow.
-    out.push(0x80 | u8::try_from(significant.len()).unwrap_or(4));
-    out.extend_from_slice(significant);
 }
 
 /// The single object that makes up all of `data` (nothing before or after it).
