@@ -105,6 +105,11 @@ pub(crate) fn registry(args: &ReaderArgs) -> Result<Registry, TransportError> {
             )?));
         }
     }
+    // PC/SC: pcsc-lite is loaded at run time; without it `scard readers` shows
+    // "(PC/SC not available: ...)" and the other backends work as before.
+    registry.add(Box::new(
+        scard_pcsc::PcscBackend::new().with_timeout(Duration::from_secs(args.timeout)),
+    ));
     Ok(registry)
 }
 

@@ -52,7 +52,7 @@ impl TransportError {
 }
 
 /// A short name of a command APDU for error messages: its INS with the instruction name.
-pub(crate) fn command_name(command: &[u8]) -> String {
+pub fn command_name(command: &[u8]) -> String {
     match command.get(1) {
         Some(ins) => {
             let ins = scard_iso7816::apdu::Ins(*ins);

@@ -21,7 +21,7 @@ pub mod vpcd;
 
 use std::time::Duration;
 
-pub use error::TransportError;
+pub use error::{TransportError, command_name};
 pub use name::{ReaderName, glob_match};
 pub use registry::{Backend, ReaderEvent, ReaderInfo, Registry};
 
