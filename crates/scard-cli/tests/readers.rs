@@ -70,7 +70,7 @@ fn vpcd_reader_with_our_simulated_card() {
     std::thread::sleep(Duration::from_millis(300));
     // ... which connects to it like to vsmartcard's vpcd.
     let mut card = scard()
-        .args(["sim", "openpgp", "--vpcd", &format!("127.0.0.1:{port}"), "--seed", "3"])
+        .args(["sim", "piv", "--vpcd", &format!("127.0.0.1:{port}"), "--seed", "3"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
