@@ -100,7 +100,7 @@ pub fn which(program: &str) -> Option<PathBuf> {
 }
 
 /// The `scard` binary of this build (`cargo test --workspace` builds it next to the test
-/// binaries: target/<profile>/scard).
+/// binaries: `target/<profile>/scard`).
 pub fn scard_binary() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let profile_dir = exe.parent().and_then(Path::parent).ok_or("odd test binary path")?;

@@ -3,6 +3,10 @@
 //! Exit status: 0 success, 2 bad input (a malformed ATR or APDU, a bad command line),
 //! 1 any other failure.
 
+// Doc comments of the clap types are the command's help text, written for a terminal
+// (`sim:<family>[:<state file>]`), not for rustdoc.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use std::io::Write;
 use std::process::ExitCode;
 
