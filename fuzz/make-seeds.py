@@ -69,3 +69,86 @@ write('exchange', exchange(0x03 | (31 << 3), 65534, 65535, 600, 0, [b'\x01' * 10
 write('exchange', exchange(0x02 | (31 << 3), 254, 255, 0, 256, [h('6C 08'), b'\x02' * 8 + h('90 00')]))
 write('exchange', exchange(0x02 | (2 << 3), 254, 255, 0, 256, [h('61 00')] * 5))
 write('exchange', exchange(0x00, 100, 255, 300, 256, []))
+
+# ----- CCID (scard-ccid): ccid_reader and ccid_descriptor -----
+# ccid_reader input: reader byte, dwMaxCCIDMessageLength selector, operations byte, then
+# messages `mode len(2, BE) bytes`; mode 0 frames bytes as bStatus bError specific abData of
+# the answer the engine waits for, mode 0x10 appends an LRC to abData (T=1 blocks), mode 0x01
+# sends it with an old bSeq, mode 0x80 sends the bytes raw (see tests/src/harness.rs).
+def ccid_msg(mode, b):
+    return bytes([mode]) + struct.pack('>H', len(b)) + b
+
+def ok(data='', specific=0):
+    return bytes([0, 0, specific]) + h(data)
+
+def ccid_seed(reader, length, ops, msgs):
+    write('ccid_reader', bytes([reader, length, ops]) + b''.join(msgs))
+
+QEMU_ATR = '3B 08 52 55 53 54 43 43 49 44'
+YUBIKEY_ATR = '3B FD 13 00 00 81 31 FE 15 80 73 C0 21 C0 57 59 75 62 69 4B 65 79 40'
+read300 = ' '.join('%02X' % (i % 256) for i in range(300))
+# TPDU T=0 reader like QEMU usb-ccid (automatic negotiation and voltage, T=0 only):
+# VERIFY case 1, SELECT case 4 with 61xx/GET RESPONSE, READ BINARY Ne 300 with GET RESPONSE.
+ccid_seed(0x98, 0, 0xAA, [
+    ccid_msg(0, ok(QEMU_ATR)),
+    ccid_msg(0, ok('63 C3')),
+    ccid_msg(0, ok('61 02')), ccid_msg(0, ok('6F 00 90 00')),
+    ccid_msg(0, ok(read300[:256 * 3] + ' 61 2C')), ccid_msg(0, ok(read300[256 * 3:] + ' 90 00')),
+    ccid_msg(0, ok('6C 05')), ccid_msg(0, ok('01 02 03 04 05 90 00')),
+])
+# TPDU T=1 reader without automatic parameters or IFSD: ATR, Parameters, S(IFS response),
+# an I-block, a WTX request, a lost block (ICC_MUTE) and a chained response.
+t1_params = '13 10 00 15 00 FE 00'
+ccid_seed(0xA4, 0, 0xAA, [
+    ccid_msg(0, ok(YUBIKEY_ATR)),
+    ccid_msg(0, ok(t1_params, 1)),
+    ccid_msg(0x10, ok('00 E1 01 FE')),
+    ccid_msg(0x10, ok('00 00 02 63 C3')),
+    ccid_msg(0x10, ok('00 C3 01 02')), ccid_msg(0x10, ok('00 40 02 90 00')),
+    ccid_msg(0, bytes([0x40, 0xFE, 0])), ccid_msg(0x10, ok('00 00 02 90 00')),
+    ccid_msg(0x10, ok('00 60 FE ' + read300[:254 * 3])),
+    ccid_msg(0x10, ok('00 00 30 ' + read300[254 * 3:] + ' 90 00')),
+])
+# Extended APDU reader with 64-byte messages: chained responses (01h, 03h, 02h).
+ccid_seed(0x93, 1, 0xAA, [
+    ccid_msg(0, ok(YUBIKEY_ATR)),
+    ccid_msg(0, ok('63 C3')),
+    ccid_msg(0, ok('6F 04 84 02', 1)), ccid_msg(0, ok('3F 00 90 00', 2)),
+    ccid_msg(0, ok(read300[:64 * 3], 1)), ccid_msg(0, ok(read300[64 * 3:128 * 3], 3)),
+    ccid_msg(0, ok(read300[128 * 3:192 * 3], 3)), ccid_msg(0, ok(read300[192 * 3:256 * 3], 3)),
+    ccid_msg(0, ok(read300[256 * 3:] + ' 90 00', 2)),
+])
+# Short APDU reader: time extensions, a stale answer, a failed command, a raw garbage message.
+ccid_seed(0x92, 0, 0xAA, [
+    ccid_msg(0, ok(YUBIKEY_ATR)),
+    ccid_msg(0, bytes([0x80, 0x02, 0])), ccid_msg(0x01, ok('90 00')), ccid_msg(0, ok('90 00')),
+    ccid_msg(0, bytes([0x41, 0x00, 0])),
+    ccid_msg(0x80, h('80 02 00 00 00 00 03 00 00 00 90 00')),
+])
+# Slot status and escape operations, card removed (ICC absent).
+ccid_seed(0x90, 0, 0x00, [
+    ccid_msg(0, ok(QEMU_ATR)),
+    ccid_msg(0, bytes([0x01, 0x00, 0x00])),
+    ccid_msg(0, bytes([0x42, 0xFE, 0x00])),
+])
+
+for d in [
+    # QEMU usb-ccid (../shared/qemu-ccid.md §5).
+    '36 21 10 01 00 07 01 00 00 00 A0 0F 00 00 00 00 01 00 00 80 25 00 00 00 C2 01 00 00 FE 00 00 00 '
+    '00 00 00 00 00 00 00 00 FE 04 01 00 12 00 01 00 FF FF 00 00 01 01',
+    # Gemplus GemPC Twin (libccid readers/GemPCTwin.txt).
+    '36 21 00 01 00 07 03 00 00 00 A0 0F 00 00 A0 0F 00 00 00 00 2A 00 00 0E 40 05 00 00 FE 00 00 00 '
+    '00 00 00 00 00 00 00 00 30 02 01 00 0F 01 00 00 00 00 00 00 00 01',
+    # RDR_to_PC_DataBlock with an ATR, a QEMU Parameters (dwLength 0 quirk), a SlotStatus.
+    '80 0A 00 00 00 00 05 00 00 00 3B 08 52 55 53 54 43 43 49 44',
+    '82 00 00 00 00 00 0B 00 00 00 00 00 00 00 00 FE 00',
+    '81 00 00 00 00 00 09 01 00 00',
+    '84 08 00 00 00 00 03 00 00 00 A0 0F 00 00 80 25 00 00',
+    # NotifySlotChange, HardwareError.
+    '50 03', '51 00 07 01',
+    # T=1 blocks: I-block with LRC, S(IFS request) with LRC, R-block with CRC (FFFF init).
+    '00 00 02 90 00 92', '00 C1 01 FE 3E',
+    # PC_to_RDR_SetParameters T=1.
+    '61 07 00 00 00 00 01 01 00 00 96 11 FF 45 00 FE 00',
+]:
+    write('ccid_descriptor', h(d))

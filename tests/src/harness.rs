@@ -24,6 +24,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("compact_tlv", compact_tlv),
     ("atr", atr),
     ("exchange", exchange),
+    ("ccid_reader", ccid_reader),
+    ("ccid_descriptor", ccid_descriptor),
 ];
 
 /// Command APDU: decode never panics; a decoded APDU re-encodes to the same bytes and decodes
@@ -189,4 +191,207 @@ pub fn exchange(data: &[u8]) {
             }
         }
     }
+}
+
+/// The CCID slot engine (`scard_ccid::Slot`) against a reader whose every bulk-in message comes
+/// from the input. Layout: byte 0 picks the reader (bits 1-0 exchange level TPDU, TPDU, short
+/// APDU, extended APDU; bits 3-2 dwProtocols both, T=1, T=0, both; bits 4-7 the automatic
+/// negotiation, PPS, IFSD and voltage features), byte 1 dwMaxCCIDMessageLength, byte 2 the
+/// operations. Then messages, each `mode`, a 2-byte big-endian length and that many bytes.
+/// With `mode` bit 7 the bytes are the raw message; otherwise the harness frames them as the
+/// answer the engine waits for (bStatus, bError, the specific byte, then abData), with bits
+/// 0/1 shifting bSeq back/forward, bit 2 forcing SlotStatus, bit 3 slot 1, bits 4/5 appending
+/// an LRC/CRC to abData (so T=1 blocks get past their check).
+///
+/// Invariants: no panic; every message the engine sends is a well-formed command for slot 0
+/// with the next bSeq and fits dwMaxCCIDMessageLength; it sends at most one message per
+/// operation started plus one per message it was given; an operation ends with its outcome or
+/// an error and the slot is idle afterwards; responses are at least SW1 SW2 and at most the
+/// bound.
+pub fn ccid_reader(data: &[u8]) {
+    use scard_ccid::descriptor::ClassDescriptor;
+    use scard_ccid::message::{MessageType, ReplyHeader, SlotError, Status, decode_command};
+    use scard_ccid::slot::Outcome;
+    use scard_ccid::{Slot, SlotConfig, Step};
+
+    let Some((head, mut rest)) = data.split_first_chunk::<3>() else { return };
+    let [reader, length, ops] = *head;
+    let level = [0x0001_0000u32, 0x0001_0000, 0x0002_0000, 0x0004_0000][usize::from(reader & 3)];
+    let protocols = [3u32, 2, 1, 3][usize::from(reader >> 2 & 3)];
+    let mut features = level;
+    for (bit, flag) in [(4, 0x40u32), (5, 0x80), (6, 0x400), (7, 0x08)] {
+        if reader >> bit & 1 != 0 {
+            features |= flag;
+        }
+    }
+    let max_message: u32 = [271, 74, 65554, 20][usize::from(length & 3)];
+    let mut d = vec![0x36, 0x21, 0x10, 0x01, 0x00, 0x07];
+    d.extend_from_slice(&protocols.to_le_bytes());
+    d.extend_from_slice(&4000u32.to_le_bytes());
+    d.extend_from_slice(&8000u32.to_le_bytes());
+    d.push(0);
+    d.extend_from_slice(&10752u32.to_le_bytes());
+    d.extend_from_slice(&344_086u32.to_le_bytes());
+    d.push(0);
+    d.extend_from_slice(&254u32.to_le_bytes());
+    d.extend_from_slice(&[0; 8]);
+    d.extend_from_slice(&features.to_le_bytes());
+    d.extend_from_slice(&max_message.to_le_bytes());
+    d.extend_from_slice(&[0xFF, 0xFF, 0, 0, 0x03, 1]);
+    let descriptor = ClassDescriptor::parse(&d).expect("a valid descriptor");
+    let config = SlotConfig { max_time_extensions: 8, max_stale_responses: 8, ..SlotConfig::default() };
+    let Ok(mut slot) = Slot::new(&descriptor, config) else {
+        assert!(max_message < 15, "descriptor refused");
+        return;
+    };
+    let apdus: [&[u8]; 4] = [
+        &[0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0x00, 0x00],
+        &[0x00, 0xB0, 0x00, 0x00, 0x00, 0x01, 0x2C],
+        &[0x00, 0xCA, 0x00, 0x6E, 0x00],
+        &[0x00, 0x20, 0x00, 0x81],
+    ];
+    let mut expected_seq = slot.next_seq();
+    let mut started = 0usize;
+    let mut fed = 0usize;
+    let mut sent = 0usize;
+    let check = |message: &[u8], sent: &mut usize, expected_seq: &mut u8| {
+        let (header, _) = decode_command(message).expect("the engine sends well-formed commands");
+        assert_eq!(header.slot, 0);
+        assert_eq!(header.seq, *expected_seq, "bSeq not incremented by one");
+        *expected_seq = expected_seq.wrapping_add(1);
+        assert!(message.len() <= max_message as usize, "{} bytes > dwMaxCCIDMessageLength", message.len());
+        *sent += 1;
+    };
+    for op in 0..8u8 {
+        let start = match (op, ops >> (op % 4 * 2) & 3) {
+            (0, _) => slot.power_on(),
+            (_, 0) => slot.get_slot_status(),
+            (_, 1) if op % 3 == 0 => slot.escape(&[op]),
+            (_, n) => slot.transmit(apdus[usize::from(n + op) % apdus.len()]),
+        };
+        started += 1;
+        let mut step = match start {
+            Ok(step) => step,
+            Err(_) => {
+                assert!(!slot.is_busy());
+                continue;
+            }
+        };
+        loop {
+            match &step {
+                Step::Send { message, .. } => check(message, &mut sent, &mut expected_seq),
+                Step::Receive { .. } => {}
+                Step::Done(outcome) => {
+                    if let Outcome::Response(r) = outcome {
+                        assert!(r.len() >= 2 && r.len() <= 65538, "response of {} bytes", r.len());
+                    }
+                    assert!(!slot.is_busy());
+                    break;
+                }
+            }
+            assert!(sent <= started + fed, "{sent} messages sent for {started} operations and {fed} answers");
+            let Some((&mode, after)) = rest.split_first() else { return };
+            let Some((len, after)) = after.split_first_chunk::<2>() else { return };
+            let len = usize::from(u16::from_be_bytes(*len)).min(after.len());
+            let (bytes, after) = after.split_at(len);
+            rest = after;
+            let message = if mode & 0x80 != 0 {
+                bytes.to_vec()
+            } else {
+                let pending = slot.pending_command().unwrap_or(MessageType::DATA_BLOCK);
+                let seq = slot.next_seq().wrapping_sub(1);
+                let seq = match mode & 3 {
+                    1 => seq.wrapping_sub(1),
+                    2 => seq.wrapping_add(1),
+                    _ => seq,
+                };
+                let message_type = if mode & 4 != 0 {
+                    MessageType::SLOT_STATUS
+                } else {
+                    pending.response_type().unwrap_or(MessageType::DATA_BLOCK)
+                };
+                let field = |i: usize| bytes.get(i).copied().unwrap_or(0);
+                let mut abdata = bytes.get(3..).unwrap_or(&[]).to_vec();
+                if mode & 0x10 != 0 {
+                    let lrc = scard_ccid::t1::lrc(&abdata);
+                    abdata.push(lrc);
+                } else if mode & 0x20 != 0 {
+                    let crc = scard_ccid::t1::crc(&abdata);
+                    abdata.extend_from_slice(&crc);
+                }
+                if message_type == MessageType::SLOT_STATUS {
+                    abdata.clear();
+                }
+                ReplyHeader {
+                    message_type,
+                    slot: u8::from(mode & 8 != 0),
+                    seq,
+                    status: Status(field(0)),
+                    error: SlotError(field(1)),
+                    specific: field(2),
+                }
+                .encode(&abdata)
+            };
+            fed += 1;
+            step = match slot.on_bulk_in(&message) {
+                Ok(step) => step,
+                Err(_) => {
+                    assert!(!slot.is_busy(), "the slot stays busy after an error");
+                    break;
+                }
+            };
+        }
+    }
+}
+
+/// CCID decoders: the class descriptor, bulk-in responses (strict and with the QEMU quirk),
+/// interrupt messages, bulk-out commands, T=1 blocks (LRC and CRC) and protocol data. No
+/// panic; whatever decodes re-encodes to the same bytes.
+pub fn ccid_descriptor(data: &[u8]) {
+    use scard_ccid::descriptor::{ClassDescriptor, decode_dword_list};
+    use scard_ccid::message::{DecodeOptions, Interrupt, ProtocolData, Response, decode_command};
+    use scard_ccid::t1::{decode_block, encode_block};
+    use scard_iso7816::atr::EdcKind;
+
+    if let Ok(d) = ClassDescriptor::parse(data) {
+        assert_eq!(&d.to_bytes()[..], data, "descriptor round trip");
+        let _ = (d.exchange_level(), d.ifsd(), d.max_payload(), format!("{d:?}"));
+        let names: Vec<_> = d.features().names().collect();
+        assert!(names.len() <= 14);
+    }
+    let _ = ClassDescriptor::find(data);
+    for options in [DecodeOptions::default(), DecodeOptions { parameters_length_zero: true }] {
+        if let Ok(r) = Response::decode_with(data, options) {
+            let again = r.encode();
+            if options.parameters_length_zero && again != data {
+                // The quirk accepts dwLength 0 with data; the re-encoding states the length.
+                assert_eq!(again.get(10..), data.get(10..));
+            } else {
+                assert_eq!(again, data, "response round trip");
+            }
+            let _ = (r.status().command(), r.status().icc(), format!("{r:?}"), r.error().to_string());
+        }
+    }
+    if let Ok(i) = Interrupt::decode(data) {
+        assert_eq!(i.encode(), data, "interrupt round trip");
+        let _ = i.slot_changes();
+    }
+    let _ = scard_ccid::slot::slot_events(data);
+    if let Ok((header, body)) = decode_command(data) {
+        assert_eq!(body.len() + 10, data.len());
+        let _ = header.message_type.response_type();
+    }
+    for edc in [EdcKind::Lrc, EdcKind::Crc] {
+        if let Ok((nad, _)) = decode_block(data, edc) {
+            let pcb = data[1];
+            let again = encode_block(nad, pcb, &data[3..3 + usize::from(data[2])], edc);
+            assert_eq!(&again[..], data, "T=1 block round trip");
+        }
+    }
+    if let Some((&protocol, rest)) = data.split_first() {
+        if let Ok(p) = ProtocolData::decode(protocol, rest) {
+            assert_eq!(p.to_bytes(), rest);
+        }
+    }
+    let _ = decode_dword_list(data);
 }
