@@ -9,7 +9,7 @@
 
 use core::fmt;
 
-use crate::cursor::Cursor;
+use scard_iso7816::cursor::Cursor;
 use crate::error::Error;
 
 /// bDescriptorType of the CCID class descriptor (CCID §5.1).
@@ -284,7 +284,7 @@ impl ClassDescriptor {
     pub fn parse(bytes: &[u8]) -> Result<Self, Error> {
         let mut c = Cursor::new(bytes);
         // Offset 0 bLength: 36h.
-        let length = c.u8("bLength")?;
+        let length = c.take_u8("bLength")?;
         if usize::from(length) != DESCRIPTOR_LEN {
             return Err(Error::InvalidDescriptor {
                 field: "bLength",
@@ -293,7 +293,7 @@ impl ClassDescriptor {
             });
         }
         // Offset 1 bDescriptorType: 21h (functional, Smart Card Device Class).
-        let kind = c.u8("bDescriptorType")?;
+        let kind = c.take_u8("bDescriptorType")?;
         if kind != DESCRIPTOR_TYPE {
             return Err(Error::InvalidDescriptor {
                 field: "bDescriptorType",
@@ -303,48 +303,48 @@ impl ClassDescriptor {
         }
         let d = Self {
             // Offset 2 bcdCCID: release number in BCD (0110h for Rev 1.1).
-            bcd_ccid: c.u16_le("bcdCCID")?,
+            bcd_ccid: c.take_u16_le("bcdCCID")?,
             // Offset 4 bMaxSlotIndex: slots are 0 ..= bMaxSlotIndex.
-            max_slot_index: c.u8("bMaxSlotIndex")?,
+            max_slot_index: c.take_u8("bMaxSlotIndex")?,
             // Offset 5 bVoltageSupport.
-            voltage_support: VoltageSupport(c.u8("bVoltageSupport")?),
+            voltage_support: VoltageSupport(c.take_u8("bVoltageSupport")?),
             // Offset 6 dwProtocols.
-            protocols: Protocols(c.u32_le("dwProtocols")?),
+            protocols: Protocols(c.take_u32_le("dwProtocols")?),
             // Offset 10 dwDefaultClock, kHz.
-            default_clock: c.u32_le("dwDefaultClock")?,
+            default_clock: c.take_u32_le("dwDefaultClock")?,
             // Offset 14 dwMaximumClock, kHz.
-            maximum_clock: c.u32_le("dwMaximumClock")?,
+            maximum_clock: c.take_u32_le("dwMaximumClock")?,
             // Offset 18 bNumClockSupported (0: default and maximum only).
-            num_clock_supported: c.u8("bNumClockSupported")?,
+            num_clock_supported: c.take_u8("bNumClockSupported")?,
             // Offset 19 dwDataRate, bps.
-            data_rate: c.u32_le("dwDataRate")?,
+            data_rate: c.take_u32_le("dwDataRate")?,
             // Offset 23 dwMaxDataRate, bps.
-            max_data_rate: c.u32_le("dwMaxDataRate")?,
+            max_data_rate: c.take_u32_le("dwMaxDataRate")?,
             // Offset 27 bNumDataRatesSupported (0: any rate between default and maximum).
-            num_data_rates_supported: c.u8("bNumDataRatesSupported")?,
+            num_data_rates_supported: c.take_u8("bNumDataRatesSupported")?,
             // Offset 28 dwMaxIFSD: the largest IFSD for T=1.
-            max_ifsd: c.u32_le("dwMaxIFSD")?,
+            max_ifsd: c.take_u32_le("dwMaxIFSD")?,
             // Offset 32 dwSynchProtocols: 2-wire, 3-wire, I2C.
-            synch_protocols: c.u32_le("dwSynchProtocols")?,
+            synch_protocols: c.take_u32_le("dwSynchProtocols")?,
             // Offset 36 dwMechanical.
-            mechanical: Mechanical(c.u32_le("dwMechanical")?),
+            mechanical: Mechanical(c.take_u32_le("dwMechanical")?),
             // Offset 40 dwFeatures.
-            features: Features(c.u32_le("dwFeatures")?),
+            features: Features(c.take_u32_le("dwFeatures")?),
             // Offset 44 dwMaxCCIDMessageLength: header (10) plus the largest abData.
-            max_message_length: c.u32_le("dwMaxCCIDMessageLength")?,
+            max_message_length: c.take_u32_le("dwMaxCCIDMessageLength")?,
             // Offset 48 bClassGetResponse: FFh echoes the class of the APDU.
-            class_get_response: c.u8("bClassGetResponse")?,
+            class_get_response: c.take_u8("bClassGetResponse")?,
             // Offset 49 bClassEnvelope: FFh echoes the class of the APDU.
-            class_envelope: c.u8("bClassEnvelope")?,
+            class_envelope: c.take_u8("bClassEnvelope")?,
             // Offset 50 wLcdLayout: XXYY = lines, characters per line.
             lcd_layout: {
-                let [chars_per_line, lines] = c.u16_le("wLcdLayout")?.to_le_bytes();
+                let [chars_per_line, lines] = c.take_u16_le("wLcdLayout")?.to_le_bytes();
                 LcdLayout { lines, chars_per_line }
             },
             // Offset 52 bPINSupport.
-            pin_support: PinSupport(c.u8("bPINSupport")?),
+            pin_support: PinSupport(c.take_u8("bPINSupport")?),
             // Offset 53 bMaxCCIDBusySlots.
-            max_busy_slots: c.u8("bMaxCCIDBusySlots")?,
+            max_busy_slots: c.take_u8("bMaxCCIDBusySlots")?,
         };
         c.finish("CCID class descriptor")?;
         Ok(d)

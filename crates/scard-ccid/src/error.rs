@@ -151,7 +151,7 @@ pub enum Error {
     DataTooLong { what: &'static str, len: usize, max: usize },
     /// The command is not a valid APDU.
     #[error("invalid command APDU: {0}")]
-    Apdu(#[from] scard_iso7816::Error),
+    Apdu(scard_iso7816::Error),
     /// A command the reader does not announce (bPINSupport, dwMechanical ...).
     #[error("slot {slot}: the reader does not support {what}")]
     NotSupported { slot: u8, what: &'static str },
@@ -230,5 +230,21 @@ impl Error {
                 | Self::TimeExtensionLimit { .. }
                 | Self::Usb { failure: UsbFailure::Timeout, .. }
         )
+    }
+}
+
+/// Decoding goes through scard-iso7816's cursor: its truncation and trailing-byte errors are
+/// this crate's own; anything else from the codec is an APDU-level error.
+impl From<scard_iso7816::Error> for Error {
+    fn from(err: scard_iso7816::Error) -> Self {
+        match err {
+            scard_iso7816::Error::Truncated { what, offset, needed, available } => {
+                Error::Truncated { what, offset, needed, available }
+            }
+            scard_iso7816::Error::TrailingBytes { what, offset, count } => {
+                Error::TrailingBytes { what, offset, count }
+            }
+            other => Error::Apdu(other),
+        }
     }
 }

@@ -77,7 +77,6 @@ macro_rules! open_newtype {
     };
 }
 
-mod cursor;
 pub mod descriptor;
 mod error;
 pub mod message;

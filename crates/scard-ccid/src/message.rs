@@ -23,7 +23,7 @@ use core::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::cursor::Cursor;
+use scard_iso7816::cursor::Cursor;
 use crate::descriptor::HEADER_LEN;
 use crate::error::Error;
 
@@ -484,7 +484,7 @@ impl ProtocolData {
         let parsed = match protocol {
             0 => {
                 let [findex_dindex, tcck, guard_time, waiting_integer, clock_stop] =
-                    c.array::<5>("T=0 protocol data")?;
+                    c.take_array::<5>("T=0 protocol data")?;
                 Self::T0(T0Parameters {
                     findex_dindex,
                     tcck,
@@ -495,7 +495,7 @@ impl ProtocolData {
             }
             1 => {
                 let [findex_dindex, tcck, guard_time, waiting_integers, clock_stop, ifsc, nad] =
-                    c.array::<7>("T=1 protocol data")?;
+                    c.take_array::<7>("T=1 protocol data")?;
                 Self::T1(T1Parameters {
                     findex_dindex,
                     tcck,
@@ -832,12 +832,12 @@ pub struct CommandHeader {
 /// Splits a bulk-out message into its header and abData (dwLength must match).
 pub fn decode_command(bytes: &[u8]) -> Result<(CommandHeader, &[u8]), Error> {
     let mut c = Cursor::new(bytes);
-    let message_type = MessageType(c.u8("bMessageType")?);
-    let length = c.u32_le("dwLength")?;
-    let slot = c.u8("bSlot")?;
-    let seq = c.u8("bSeq")?;
-    let specific = c.array::<3>("message-specific bytes")?;
-    let data = c.rest();
+    let message_type = MessageType(c.take_u8("bMessageType")?);
+    let length = c.take_u32_le("dwLength")?;
+    let slot = c.take_u8("bSlot")?;
+    let seq = c.take_u8("bSeq")?;
+    let specific = c.take_array::<3>("message-specific bytes")?;
+    let data = c.take_rest();
     if usize::try_from(length).ok() != Some(data.len()) {
         return Err(Error::LengthMismatch {
             message: message_type,
@@ -916,14 +916,14 @@ impl<'a> Response<'a> {
         let mut c = Cursor::new(bytes);
         // §6.2: offset 0 bMessageType, 1 dwLength, 5 bSlot, 6 bSeq, 7 bStatus, 8 bError, 9 one
         // message-specific byte.
-        let message_type = MessageType(c.u8("bMessageType")?);
-        let length = c.u32_le("dwLength")?;
-        let slot = c.u8("bSlot")?;
-        let seq = c.u8("bSeq")?;
-        let status = Status(c.u8("bStatus")?);
-        let error = SlotError(c.u8("bError")?);
-        let specific = c.u8("message-specific byte")?;
-        let data = c.rest();
+        let message_type = MessageType(c.take_u8("bMessageType")?);
+        let length = c.take_u32_le("dwLength")?;
+        let slot = c.take_u8("bSlot")?;
+        let seq = c.take_u8("bSeq")?;
+        let status = Status(c.take_u8("bStatus")?);
+        let error = SlotError(c.take_u8("bError")?);
+        let specific = c.take_u8("message-specific byte")?;
+        let data = c.take_rest();
         if usize::try_from(length).ok() != Some(data.len()) {
             let quirk = options.parameters_length_zero
                 && message_type == MessageType::PARAMETERS
@@ -958,8 +958,8 @@ impl<'a> Response<'a> {
                     None
                 } else {
                     let mut d = Cursor::new(data);
-                    let clock = d.u32_le("dwClockFrequency")?;
-                    let rate = d.u32_le("dwDataRate")?;
+                    let clock = d.take_u32_le("dwClockFrequency")?;
+                    let rate = d.take_u32_le("dwDataRate")?;
                     d.finish("RDR_to_PC_DataRateAndClockFrequency")?;
                     Some((clock, rate))
                 };
@@ -1192,15 +1192,15 @@ impl Interrupt {
     /// HardwareError is exactly 4 bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         let mut c = Cursor::new(bytes);
-        match MessageType(c.u8("bMessageType")?) {
+        match MessageType(c.take_u8("bMessageType")?) {
             MessageType::NOTIFY_SLOT_CHANGE => {
-                let first = c.u8("bmSlotICCState")?;
+                let first = c.take_u8("bmSlotICCState")?;
                 let mut states = vec![first];
-                states.extend_from_slice(c.rest());
+                states.extend_from_slice(c.take_rest());
                 Ok(Self::NotifySlotChange { states })
             }
             MessageType::HARDWARE_ERROR => {
-                let [slot, seq, code] = c.array::<3>("RDR_to_PC_HardwareError")?;
+                let [slot, seq, code] = c.take_array::<3>("RDR_to_PC_HardwareError")?;
                 c.finish("RDR_to_PC_HardwareError")?;
                 Ok(Self::HardwareError { slot, seq, code: HardwareErrorCode(code) })
             }

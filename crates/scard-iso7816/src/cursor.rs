@@ -1,51 +1,52 @@
-//! The one decoding cursor shape used by every parser in this crate: `take` / `sub` / `finish`,
-//! trailing bytes rejected, every error carrying the absolute offset where it happened.
+//! The one decoding cursor shape used by every parser of card and reader output in scard:
+//! `take` / `sub` / `finish`, trailing bytes rejected, every error carrying the absolute offset
+//! where it happened. Other crates (the CCID driver) decode with it too.
 
 use crate::error::Error;
 
 /// A read position over a borrowed buffer. `base` is the absolute offset of `buf[0]` in the
 /// outermost buffer, so errors raised inside a sub-cursor still name the right offset.
 #[derive(Debug, Clone)]
-pub(crate) struct Cursor<'a> {
+pub struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
     base: usize,
 }
 
 impl<'a> Cursor<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
+    pub fn new(buf: &'a [u8]) -> Self {
         Self { buf, pos: 0, base: 0 }
     }
 
     /// A cursor over `buf` whose first byte sits at absolute offset `base`.
-    pub(crate) fn with_base(buf: &'a [u8], base: usize) -> Self {
+    pub fn with_base(buf: &'a [u8], base: usize) -> Self {
         Self { buf, pos: 0, base }
     }
 
     /// Absolute offset of the next byte.
-    pub(crate) fn offset(&self) -> usize {
+    pub fn offset(&self) -> usize {
         self.base + self.pos
     }
 
-    pub(crate) fn remaining(&self) -> usize {
+    pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
     /// The unread bytes, without consuming them.
-    pub(crate) fn rest(&self) -> &'a [u8] {
+    pub fn rest(&self) -> &'a [u8] {
         self.buf.get(self.pos..).unwrap_or(&[])
     }
 
-    pub(crate) fn peek_u8(&self) -> Option<u8> {
+    pub fn peek_u8(&self) -> Option<u8> {
         self.buf.get(self.pos).copied()
     }
 
     /// Takes exactly `n` bytes or fails with [`Error::Truncated`] naming `what`.
-    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Error> {
+    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Error> {
         let end = self.pos.checked_add(n);
         match end.and_then(|end| self.buf.get(self.pos..end)) {
             Some(bytes) => {
@@ -61,12 +62,12 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    pub(crate) fn take_u8(&mut self, what: &'static str) -> Result<u8, Error> {
+    pub fn take_u8(&mut self, what: &'static str) -> Result<u8, Error> {
         let bytes = self.take(1, what)?;
         Ok(bytes.first().copied().unwrap_or_default())
     }
 
-    pub(crate) fn take_u16_be(&mut self, what: &'static str) -> Result<u16, Error> {
+    pub fn take_u16_be(&mut self, what: &'static str) -> Result<u16, Error> {
         let bytes = self.take(2, what)?;
         match bytes {
             [hi, lo] => Ok(u16::from_be_bytes([*hi, *lo])),
@@ -74,22 +75,44 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Takes a 16-bit little-endian field (CCID and USB descriptors are little endian).
+    pub fn take_u16_le(&mut self, what: &'static str) -> Result<u16, Error> {
+        Ok(u16::from_le_bytes(self.take_array::<2>(what)?))
+    }
+
+    /// Takes a 32-bit little-endian field.
+    pub fn take_u32_le(&mut self, what: &'static str) -> Result<u32, Error> {
+        Ok(u32::from_le_bytes(self.take_array::<4>(what)?))
+    }
+
+    /// Takes exactly `N` bytes as an array.
+    pub fn take_array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], Error> {
+        let offset = self.offset();
+        let bytes = self.take(N, what)?;
+        <[u8; N]>::try_from(bytes).map_err(|_| Error::Truncated {
+            what,
+            offset,
+            needed: N,
+            available: bytes.len(),
+        })
+    }
+
     /// Takes `n` bytes as a sub-cursor that keeps absolute offsets.
-    pub(crate) fn sub(&mut self, n: usize, what: &'static str) -> Result<Cursor<'a>, Error> {
+    pub fn sub(&mut self, n: usize, what: &'static str) -> Result<Cursor<'a>, Error> {
         let base = self.offset();
         let bytes = self.take(n, what)?;
         Ok(Cursor::with_base(bytes, base))
     }
 
     /// Takes everything that is left.
-    pub(crate) fn take_rest(&mut self) -> &'a [u8] {
+    pub fn take_rest(&mut self) -> &'a [u8] {
         let rest = self.rest();
         self.pos = self.buf.len();
         rest
     }
 
     /// Succeeds only when every byte was consumed.
-    pub(crate) fn finish(&self, what: &'static str) -> Result<(), Error> {
+    pub fn finish(&self, what: &'static str) -> Result<(), Error> {
         if self.is_empty() {
             Ok(())
         } else {
@@ -120,5 +143,19 @@ mod tests {
         );
         assert_eq!(c.take_rest(), &[5]);
         assert!(c.finish("all").is_ok());
+    }
+
+    #[test]
+    fn little_endian_fields() {
+        let data = [0x36, 0x10, 0x01, 0xA0, 0x0F, 0x00, 0x00, 0xFF];
+        let mut c = Cursor::new(&data);
+        assert_eq!(c.take_u8("a").unwrap(), 0x36);
+        assert_eq!(c.take_u16_le("b").unwrap(), 0x0110);
+        assert_eq!(c.take_u32_le("c").unwrap(), 4000);
+        assert_eq!(
+            c.take_u16_le("d"),
+            Err(Error::Truncated { what: "d", offset: 7, needed: 2, available: 1 })
+        );
+        assert_eq!(c.take_array::<1>("e").unwrap(), [0xFF]);
     }
 }

@@ -36,7 +36,7 @@ macro_rules! named_values {
 
 pub mod apdu;
 pub mod atr;
-mod cursor;
+pub mod cursor;
 mod error;
 pub mod exchange;
 pub mod hex;
