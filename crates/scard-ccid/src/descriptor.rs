@@ -9,8 +9,8 @@
 
 use core::fmt;
 
-use scard_iso7816::cursor::Cursor;
 use crate::error::Error;
+use scard_iso7816::cursor::Cursor;
 
 /// bDescriptorType of the CCID class descriptor (CCID §5.1).
 pub const DESCRIPTOR_TYPE: u8 = 0x21;

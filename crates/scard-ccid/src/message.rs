@@ -23,9 +23,9 @@ use core::fmt;
 
 use zeroize::Zeroizing;
 
-use scard_iso7816::cursor::Cursor;
 use crate::descriptor::HEADER_LEN;
 use crate::error::Error;
+use scard_iso7816::cursor::Cursor;
 
 /// The largest abData of a CCID message: dwMaxCCIDMessageLength is at most 65544 + 10
 /// (CCID §5.1, extended APDU level).
