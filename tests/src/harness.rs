@@ -239,7 +239,8 @@ pub fn ccid_reader(data: &[u8]) {
     d.extend_from_slice(&max_message.to_le_bytes());
     d.extend_from_slice(&[0xFF, 0xFF, 0, 0, 0x03, 1]);
     let descriptor = ClassDescriptor::parse(&d).expect("a valid descriptor");
-    let config = SlotConfig { max_time_extensions: 8, max_stale_responses: 8, ..SlotConfig::default() };
+    let config =
+        SlotConfig { max_time_extensions: 8, max_stale_responses: 8, ..SlotConfig::default() };
     let Ok(mut slot) = Slot::new(&descriptor, config) else {
         assert!(max_message < 15, "descriptor refused");
         return;
@@ -259,7 +260,11 @@ pub fn ccid_reader(data: &[u8]) {
         assert_eq!(header.slot, 0);
         assert_eq!(header.seq, *expected_seq, "bSeq not incremented by one");
         *expected_seq = expected_seq.wrapping_add(1);
-        assert!(message.len() <= max_message as usize, "{} bytes > dwMaxCCIDMessageLength", message.len());
+        assert!(
+            message.len() <= max_message as usize,
+            "{} bytes > dwMaxCCIDMessageLength",
+            message.len()
+        );
         *sent += 1;
     };
     for op in 0..8u8 {
@@ -289,7 +294,10 @@ pub fn ccid_reader(data: &[u8]) {
                     break;
                 }
             }
-            assert!(sent <= started + fed, "{sent} messages sent for {started} operations and {fed} answers");
+            assert!(
+                sent <= started + fed,
+                "{sent} messages sent for {started} operations and {fed} answers"
+            );
             let Some((&mode, after)) = rest.split_first() else { return };
             let Some((len, after)) = after.split_first_chunk::<2>() else { return };
             let len = usize::from(u16::from_be_bytes(*len)).min(after.len());
@@ -369,7 +377,8 @@ pub fn ccid_descriptor(data: &[u8]) {
             } else {
                 assert_eq!(again, data, "response round trip");
             }
-            let _ = (r.status().command(), r.status().icc(), format!("{r:?}"), r.error().to_string());
+            let _ =
+                (r.status().command(), r.status().icc(), format!("{r:?}"), r.error().to_string());
         }
     }
     if let Ok(i) = Interrupt::decode(data) {
