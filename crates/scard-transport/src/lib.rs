@@ -166,3 +166,93 @@ impl Drop for Transaction<'_> {
         }
     }
 }
+
+/// Sends one logical command through the exchange engine of scard-iso7816 (command chaining,
+/// GET RESPONSE on `61xx`, one resend on `6Cxx`, extended length only when `limits` allow it)
+/// and returns the card's complete response. Every APDU is traced at trace level as `>>` /
+/// `<<` hex, with secret-bearing command data blanked (DESIGN.md).
+pub fn exchange(
+    transport: &mut dyn CardTransport,
+    command: &scard_iso7816::CommandApdu,
+    limits: scard_iso7816::CardLimits,
+) -> Result<scard_iso7816::ResponseApdu, TransportError> {
+    use scard_iso7816::exchange::{Exchange, Step};
+    let card_err =
+        |reader: &str, source| TransportError::Card { reader: reader.to_owned(), source };
+    let mut engine = Exchange::new(command, limits).map_err(|e| card_err(transport.reader(), e))?;
+    loop {
+        tracing::trace!(">> {}", scard_iso7816::apdu::trace_command(engine.apdu()));
+        let answer = transport.transmit(engine.apdu())?;
+        tracing::trace!("<< [{} bytes] {}", answer.len().saturating_sub(2), trace_sw(&answer));
+        match engine.receive(&answer).map_err(|e| card_err(transport.reader(), e))? {
+            Step::Transmit => {}
+            Step::Done(response) => return Ok(response),
+        }
+    }
+}
+
+/// The status word of a response for the trace (the data may be a secret: not shown).
+fn trace_sw(answer: &[u8]) -> String {
+    let at = answer.len().saturating_sub(2);
+    scard_iso7816::hex::encode_upper(answer.get(at..).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod exchange_tests {
+    use super::*;
+    use crate::virtual_card::{VirtualBackend, VirtualCard};
+    use scard_iso7816::{CardLimits, CommandApdu, StatusWord};
+
+    /// Returns 600 bytes through 61xx / GET RESPONSE like a T=0 card, and 6A82 for SELECT.
+    struct LongAnswer {
+        left: usize,
+    }
+
+    impl VirtualCard for LongAnswer {
+        fn atr(&self) -> Vec<u8> {
+            vec![0x3B, 0x00]
+        }
+        fn power_on(&mut self) {}
+        fn reset(&mut self) {}
+        fn power_off(&mut self) {}
+        fn process(&mut self, command: &[u8]) -> Vec<u8> {
+            match command.get(1) {
+                Some(0xA4) => vec![0x6A, 0x82],
+                Some(0xCA) => {
+                    self.left = 600;
+                    vec![0x61, 0x00]
+                }
+                Some(0xC0) => {
+                    let n = self.left.min(256);
+                    self.left -= n;
+                    let mut out = vec![0x5A; n];
+                    let sw: u16 =
+                        if self.left == 0 { 0x9000 } else { 0x6100 | self.left.min(255) as u16 };
+                    out.extend_from_slice(&sw.to_be_bytes());
+                    out
+                }
+                _ => vec![0x6D, 0x00],
+            }
+        }
+    }
+
+    #[test]
+    fn the_engine_runs_over_a_transport() {
+        let backend = VirtualBackend::new();
+        backend.insert("sim:long", Box::new(LongAnswer { left: 0 }));
+        let mut registry = Registry::new();
+        registry.add(Box::new(backend));
+        let mut t = registry.connect(Some("sim:long"), ShareMode::Shared).unwrap();
+        let get = CommandApdu::new(0, 0xCA, 0, 0x6E).with_ne(65536).unwrap();
+        let r = exchange(t.as_mut(), &get, CardLimits::default()).unwrap();
+        assert_eq!((r.data().len(), r.sw()), (600, StatusWord::SUCCESS));
+        let select = CommandApdu::new(0, 0xA4, 4, 0).with_data([0xA0, 0]).unwrap();
+        let r = exchange(t.as_mut(), &select, CardLimits::default()).unwrap();
+        assert_eq!(r.sw(), StatusWord::FILE_NOT_FOUND);
+        // More than Ne is the card's fault, reported with the reader's name.
+        let short = CommandApdu::new(0, 0xCA, 0, 0x6E).with_ne(10).unwrap();
+        let err = exchange(t.as_mut(), &short, CardLimits::default()).unwrap_err();
+        assert!(matches!(err, TransportError::Card { .. }), "{err}");
+        assert!(err.to_string().starts_with("sim:long"), "{err}");
+    }
+}
