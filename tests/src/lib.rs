@@ -4,3 +4,4 @@
 
 pub mod harness;
 pub mod interop;
+pub mod third_party;
