@@ -131,7 +131,7 @@ pub struct Exchange<'a> {
     out: Zeroizing<Vec<u8>>,
     /// Response data gathered so far.
     data: Zeroizing<Vec<u8>>,
-    /// Ne of the whole command (0 when no data is expected).
+    /// Ne of the whole command (65536 when the command has no Le).
     ne: u32,
     get_response_rounds: u16,
     resent_with_corrected_le: bool,
@@ -189,7 +189,11 @@ impl<'a> Exchange<'a> {
             pending: Pending::Piece { start: 0, end, last, le },
             out: Zeroizing::new(Vec::with_capacity(apdu::encoded_len(end, le, false) + 2)),
             data: Zeroizing::new(Vec::new()),
-            ne: command.ne().unwrap_or(0),
+            // A command without Le may still be answered with data: a T=0 card answers a case 4
+            // command sent as case 3 with 61xx (ISO/IEC 7816-3 §12.2.4), and JavaCard / YubiKey
+            // PIV return data to a SELECT without Le. Accept what the card offers, up to the
+            // largest Ne; with an Le, more than Ne is an error.
+            ne: command.ne().unwrap_or(apdu::MAX_NE),
             get_response_rounds: 0,
             resent_with_corrected_le: false,
             apdus_sent: 1,
@@ -483,10 +487,19 @@ mod tests {
         let err =
             script(&cmd, CardLimits::default(), &[("00B0000002", "010203 9000")]).unwrap_err();
         assert_eq!(err, Error::ResponseTooLong { ne: 2, got: 3 });
-        // Data for a command that expects none.
+        // A command without Le: what the card offers is taken (a T=0 card answers a case 4
+        // command sent as case 3 with 61xx; found against Nitrokey's piv-authenticator).
+        let select = CommandApdu::new(0, 0xA4, 4, 0).with_data([0xA0, 0, 0, 3, 8]).unwrap();
+        let r = script(
+            &select,
+            CardLimits::default(),
+            &[("00A4040005A000000308", "6102"), ("00C0000002", "6101 9000")],
+        )
+        .unwrap();
+        assert_eq!((r.data(), r.sw()), (&[0x61u8, 0x01][..], StatusWord::SUCCESS));
         let cmd = CommandApdu::new(0, 0x20, 0, 0x80);
-        let err = script(&cmd, CardLimits::default(), &[("00200080", "01 9000")]).unwrap_err();
-        assert_eq!(err, Error::ResponseTooLong { ne: 0, got: 1 });
+        let r = script(&cmd, CardLimits::default(), &[("00200080", "01 9000")]).unwrap();
+        assert_eq!(r.data(), [1]);
         // 61xx once Ne is reached.
         let cmd = CommandApdu::new(0, 0xB0, 0, 0).with_ne(2).unwrap();
         let err = script(&cmd, CardLimits::default(), &[("00B0000002", "0102 6110")]).unwrap_err();
