@@ -167,16 +167,9 @@ fn scard_cli_over_vpcd(scard: &PathBuf, port: u16, card: &CardProcess) {
         .iter()
         .find(|r| r["name"] == reader.as_str())
         .unwrap_or_else(|| panic!("{reader} not listed: {v}"));
-    if listed["card"] == true {
-        assert_eq!(listed["atr"], ATR_HEX);
-    } else {
-        // `scard readers` lists at once and does not wait --wait for a card to connect, so a
-        // card that connects after the listener opens is only seen by a lucky race.
-        println!(
-            "NOTE: scard readers listed {reader} without its card: it does not wait for a \
-             vpcd card to connect (--wait is not applied to listings)"
-        );
-    }
+    // A named vpcd: reader waits --wait for its card before listing.
+    assert_eq!(listed["card"], true, "{v}");
+    assert_eq!(listed["atr"], ATR_HEX);
 }
 
 /// Connects to the card through scard-transport's vpcd backend on `port` (the card

@@ -148,12 +148,15 @@ pub(crate) fn readers(args: &ReaderArgs, json: bool) -> Outcome {
         Ok(r) => r,
         Err(err) => return Outcome::error(err.to_string(), status_of(&err)),
     };
-    // A named sim: reader is created (and listed) by connecting to it once.
+    // A named sim: reader is created (and listed) by connecting to it once; a named vpcd:
+    // reader waits up to --wait for its virtual card to connect (no card in time: listed empty).
     if let Some(name) = &args.reader {
-        if name.starts_with("sim:") {
-            if let Err(err) = registry.connect(Some(name), ShareMode::Shared) {
+        match registry.connect(Some(name), ShareMode::Shared) {
+            Ok(_) | Err(TransportError::NoCard { .. }) => {}
+            Err(err) if name.starts_with("sim:") || name.starts_with("vpcd:") => {
                 return Outcome::error(err.to_string(), status_of(&err));
             }
+            Err(_) => {}
         }
     }
     let (list, unavailable) = registry.readers();
