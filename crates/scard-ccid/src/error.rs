@@ -15,6 +15,14 @@ pub enum UsbFailure {
     NoDevice,
     /// The device sent more data than the buffer holds.
     Overflow,
+    /// The operating system denied access to the device (permissions: a udev rule).
+    Access,
+    /// Another driver or process holds the interface (pcscd's libccid, a kernel driver).
+    Busy,
+    /// The operation is not supported on this platform or by the device.
+    NotSupported,
+    /// USB itself is unavailable (libusb could not be initialised: no usbfs, no USB stack).
+    Unavailable,
     /// Any other I/O failure.
     Io,
 }
@@ -26,6 +34,10 @@ impl core::fmt::Display for UsbFailure {
             Self::Stall => "stalled",
             Self::NoDevice => "device gone",
             Self::Overflow => "overflow",
+            Self::Access => "access denied (insufficient permissions)",
+            Self::Busy => "busy (claimed by another driver or process)",
+            Self::NotSupported => "not supported",
+            Self::Unavailable => "USB not available",
             Self::Io => "I/O error",
         })
     }
@@ -42,6 +54,18 @@ pub enum UsbOperation {
     InterruptIn,
     /// A control transfer (class request).
     Control,
+    /// Initialising the USB library.
+    Init,
+    /// Listing the devices on the bus.
+    Enumerate,
+    /// Reading a device's descriptors (configuration, strings).
+    Descriptor,
+    /// Opening a device.
+    Open,
+    /// Detaching the kernel driver from an interface.
+    DetachKernelDriver,
+    /// Claiming an interface (or selecting its alternate setting).
+    Claim,
 }
 
 /// Errors of the CCID driver.
@@ -98,6 +122,19 @@ pub enum Error {
     /// A USB transfer failed.
     #[error("USB {operation:?} failed: {failure}")]
     Usb { operation: UsbOperation, failure: UsbFailure },
+    /// A USB operation on a particular device failed (opening, claiming, reading its
+    /// descriptors).
+    #[error(
+        "USB device {vid:04x}:{pid:04x} (bus {bus} address {address}): {operation:?} failed: {failure}"
+    )]
+    UsbDevice {
+        vid: u16,
+        pid: u16,
+        bus: u8,
+        address: u8,
+        operation: UsbOperation,
+        failure: UsbFailure,
+    },
     /// Chained extended APDU transfer out of order (CCID §6.1.4 wLevelParameter, §6.2.1
     /// bChainParameter).
     #[error("slot {slot}: bChainParameter {chain:#04X} not allowed here: {reason}")]

@@ -16,6 +16,10 @@
 //!   exchange at the reader's level (TPDU T=0/T=1, short APDU, extended APDU with chaining),
 //!   bSeq matching, time extension, errors.
 //! - [`usb`]: the USB boundary and a blocking driver over it.
+//! - `rusb_shell` (feature `usb`, on by default): the thin shell over libusb (vendored by
+//!   rusb): finds CCID interfaces, claims them, moves the bytes. No protocol logic.
+//! - [`backend`]: the `ccid:` backend of scard-transport ([`CcidBackend`], [`CcidTransport`]),
+//!   generic over the bus ([`UsbBus`]) so it is tested without USB.
 //! - `sim` (feature `sim`): a simulated CCID reader holding closure cards.
 //!
 //! The blocking driver over the simulated reader (a T=0 card answering `90 00` to anything):
@@ -77,9 +81,12 @@ macro_rules! open_newtype {
     };
 }
 
+pub mod backend;
 pub mod descriptor;
 mod error;
 pub mod message;
+#[cfg(feature = "usb")]
+pub mod rusb_shell;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod slot;
@@ -87,8 +94,9 @@ pub mod t0;
 pub mod t1;
 pub mod usb;
 
+pub use backend::{CcidBackend, CcidConfig, CcidTransport, DeviceInfo, UsbBus};
 pub use descriptor::{ClassDescriptor, ExchangeLevel, Features};
-pub use error::{Error, UsbFailure};
+pub use error::{Error, UsbFailure, UsbOperation};
 pub use message::{MessageType, SlotError};
 pub use slot::{Outcome, Slot, SlotConfig, Step};
 pub use usb::{CcidUsb, Driver, DriverConfig};

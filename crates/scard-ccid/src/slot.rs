@@ -775,6 +775,20 @@ impl Slot {
         self.pending = None;
         if status.icc() == IccStatus::Absent {
             self.session = None;
+            // CCID §6.2.6 bmICCStatus 2, no ICC present: an exchange with the card cannot have
+            // an answer from it, whatever the command status says. QEMU's usb-ccid answers
+            // the XfrBlock pending when the card goes away with an empty DataBlock, command
+            // status "processed", ICC absent (../shared/qemu-ccid.md §8, CardRemove).
+            let with_card = matches!(
+                pending.command,
+                MessageType::XFR_BLOCK | MessageType::SECURE | MessageType::ICC_POWER_ON
+            );
+            if with_card && !failed {
+                return Err(self.abandon_with(Error::CardAbsent {
+                    slot: self.index,
+                    command: pending.command,
+                }));
+            }
         }
         let result = if failed {
             self.on_failure(pending.command, &r)

@@ -22,10 +22,12 @@ use crate::slot::{Outcome, PoweredOn, RawCommand, Slot, SlotConfig, SlotEvent, S
 
 /// The USB transfers of one CCID interface.
 pub trait CcidUsb {
-    /// Writes one CCID message to the bulk-out endpoint (the shell splits it into packets and
-    /// ends it with a short or zero-length packet as USB requires).
+    /// Writes one CCID message to the bulk-out endpoint (the shell splits it into packets; the
+    /// reader knows the message's end from its dwLength, so no zero-length packet follows a
+    /// message that fills its last packet, as with libccid).
     fn bulk_out(&mut self, message: &[u8], timeout: Duration) -> Result<(), UsbFailure>;
-    /// Reads one CCID message from the bulk-in endpoint.
+    /// Reads one CCID message from the bulk-in endpoint, reassembled from its packets, within
+    /// `timeout`.
     fn bulk_in(&mut self, timeout: Duration) -> Result<Vec<u8>, UsbFailure>;
     /// Reads one interrupt-in message; [`UsbFailure::Timeout`] when none came.
     fn interrupt_in(&mut self, timeout: Duration) -> Result<Vec<u8>, UsbFailure>;
@@ -102,6 +104,14 @@ impl<U: CcidUsb> Driver<U> {
     pub fn descriptor(&self) -> &ClassDescriptor {
         &self.descriptor
     }
+    /// The configuration.
+    pub fn config(&self) -> &DriverConfig {
+        &self.config
+    }
+    /// Sets the deadline of each following operation (DESIGN: every exchange has one).
+    pub fn set_deadline(&mut self, deadline: Duration) {
+        self.config.deadline = deadline;
+    }
     /// The engine of slot `slot`.
     pub fn slot(&self, slot: u8) -> Option<&Slot> {
         self.slots.get(usize::from(slot))
@@ -146,11 +156,13 @@ impl<U: CcidUsb> Driver<U> {
             } else {
                 (self.config.read_timeout.saturating_mul(wait.max(1)), self.config.deadline)
             };
-            if started.elapsed() > deadline {
+            let Some(left) = deadline.checked_sub(started.elapsed()).filter(|l| !l.is_zero())
+            else {
                 self.abort_quietly(slot);
                 return Err(Error::Timeout { slot, command });
-            }
-            let message = match self.usb.bulk_in(timeout) {
+            };
+            // No read outlasts the deadline of the whole operation.
+            let message = match self.usb.bulk_in(timeout.min(left)) {
                 Ok(m) => m,
                 Err(UsbFailure::Timeout) => {
                     self.abort_quietly(slot);

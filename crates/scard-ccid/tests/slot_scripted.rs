@@ -369,3 +369,26 @@ fn qemu_parameters_quirk() {
         Step::Done(Outcome::Parameters { protocol: 0, data: None })
     );
 }
+
+#[test]
+fn an_exchange_answered_for_an_absent_card_is_a_removal() {
+    // QEMU's usb-ccid flushes the XfrBlock pending at CardRemove with an empty DataBlock:
+    // command status "processed", ICC status "absent".
+    let mut slot = powered();
+    let step = slot.transmit(&h("00 A4 04 00")).unwrap();
+    assert_eq!(sent(&step), (0x6F, 0, 1));
+    let absent = Status::new(CommandStatus::Processed, IccStatus::Absent);
+    let empty = reply::data_block(0, 1, absent, SlotError(0), ChainParameter(0), &[]);
+    let err = slot.on_bulk_in(&empty).unwrap_err();
+    assert_eq!(err, Error::CardAbsent { slot: 0, command: MessageType::XFR_BLOCK });
+    assert!(err.is_card_absent());
+    assert!(!slot.is_powered() && !slot.is_busy());
+    // GetSlotStatus for an absent card is an answer, not an error.
+    let step = slot.get_slot_status().unwrap();
+    assert_eq!(sent(&step), (0x65, 0, 2));
+    let status = reply::slot_status(0, 2, absent, SlotError(0), ClockStatus::RUNNING);
+    assert!(matches!(
+        slot.on_bulk_in(&status).unwrap(),
+        Step::Done(Outcome::SlotStatus { icc: IccStatus::Absent, .. })
+    ));
+}

@@ -110,6 +110,11 @@ pub(crate) fn registry(args: &ReaderArgs) -> Result<Registry, TransportError> {
     registry.add(Box::new(
         scard_pcsc::PcscBackend::new().with_timeout(Duration::from_secs(args.timeout)),
     ));
+    // USB CCID readers through the vendored libusb; without USB (or without readers)
+    // `scard readers` shows "(CCID not available: ...)" and the other backends work as before.
+    registry.add(Box::new(
+        scard_ccid::CcidBackend::system().with_timeout(Duration::from_secs(args.timeout)),
+    ));
     Ok(registry)
 }
 

@@ -28,6 +28,15 @@ pub(crate) struct SimArgs {
     /// Seconds to keep trying to reach vpcd.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     wait: u64,
+    /// Serve the card to QEMU's ccid-card-passthru instead of vpcd: the VSCard protocol over
+    /// the unix socket PATH or TCP HOST:PORT (QEMU's chardev). The card answers as a T=0 card,
+    /// as QEMU's usb-ccid reader needs.
+    #[arg(long, value_name = "PATH|HOST:PORT", conflicts_with = "vpcd")]
+    vscard: Option<String>,
+    /// With --vscard: remove the card (VSCard CardRemove) once no APDU came for MS
+    /// milliseconds after the first one.
+    #[arg(long, value_name = "MS", requires = "vscard")]
+    remove_after_idle: Option<u64>,
 }
 
 pub(crate) fn run(args: &SimArgs) -> Outcome {
@@ -71,6 +80,9 @@ pub(crate) fn run(args: &SimArgs) -> Outcome {
             EXIT_FAILURE,
         );
     }
+    if let Some(addr) = &args.vscard {
+        return serve_vscard(args, addr, card.as_mut(), &stop);
+    }
     let stream = match vpcd::connect(&args.vpcd, Duration::from_secs(args.wait)) {
         Ok(stream) => stream,
         Err(err) => {
@@ -104,6 +116,58 @@ pub(crate) fn run(args: &SimArgs) -> Outcome {
                 text: format!(
                     "scard sim: {how}; {} APDUs, {mean} µs mean processing{saved}",
                     stats.apdus
+                ),
+                status: 0,
+            }
+        }
+        (Err(err), _) | (_, Err(err)) => Outcome::error(err.to_string(), EXIT_FAILURE),
+    }
+}
+
+/// `--vscard`: the card served to QEMU's ccid-card-passthru until QEMU goes away.
+fn serve_vscard(
+    args: &SimArgs,
+    addr: &str,
+    card: &mut dyn scard_sim::Card,
+    stop: &AtomicBool,
+) -> Outcome {
+    use scard_sim::vscard;
+    let stream = match vscard::connect(addr, Duration::from_secs(args.wait)) {
+        Ok(stream) => stream,
+        Err(err) => {
+            return Outcome::error(
+                format!("{err} (is QEMU running with -chardev socket,...,server=on?)"),
+                EXIT_FAILURE,
+            );
+        }
+    };
+    let options = vscard::Options {
+        reader_name: format!("scard sim {}", args.family),
+        remove_after_idle: args.remove_after_idle.map(Duration::from_millis),
+    };
+    eprintln!(
+        "scard sim: {} card served to QEMU at {addr} (T=0 ATR {})",
+        args.family,
+        hex::encode_spaced(&vscard::t0_atr(card.atr()))
+    );
+    let served = vscard::serve(card, stream, addr, &options, stop);
+    let saved = match &args.state {
+        Some(path) => {
+            state::save(card, path).map(|()| format!(", state saved to {}", path.display()))
+        }
+        None => Ok(String::new()),
+    };
+    match (served, saved) {
+        (Ok((end, stats)), Ok(saved)) => {
+            let how = match end {
+                vscard::End::Stopped => "card removed",
+                vscard::End::Disconnected => "QEMU closed the connection",
+            };
+            let removed = if stats.removed { ", card removed when idle" } else { "" };
+            Outcome {
+                text: format!(
+                    "scard sim: {how}; {} TPDUs (61xx {}, 6Cxx {}){removed}{saved}",
+                    stats.apdus, stats.more_data, stats.wrong_length
                 ),
                 status: 0,
             }

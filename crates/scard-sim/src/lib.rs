@@ -10,6 +10,8 @@
 //! - [`openpgp`]: OpenPGP smart card application 3.4.
 //! - [`gids`]: Microsoft Generic Identity Device Specification card.
 //! - [`vpcd`]: attaches a card to pcscd through vsmartcard's vpcd reader driver.
+//! - [`vscard`]: serves a card to QEMU's `ccid-card-passthru` (VSCard protocol), as a T=0
+//!   card behind QEMU's `usb-ccid` reader.
 //!
 //! Private keys live only inside the card objects and are zeroized on drop. The state file
 //! holds them in clear (it is the simulated card's memory): keep it out of anything that
@@ -26,6 +28,7 @@ pub mod piv;
 pub mod rng;
 pub mod state;
 pub mod vpcd;
+pub mod vscard;
 
 use std::fmt;
 use std::path::Path;
@@ -53,6 +56,15 @@ pub enum SimError {
     /// The vpcd peer broke the protocol.
     #[error("vpcd {addr}: protocol error: {reason}")]
     VpcdProtocol { addr: String, reason: &'static str },
+    /// The VSCard connection (QEMU's ccid-card-passthru) failed.
+    #[error("vscard {addr}: {source}")]
+    Vscard { addr: String, source: std::io::Error },
+    /// QEMU broke the VSCard protocol.
+    #[error("vscard {addr}: protocol error: {reason}")]
+    VscardProtocol { addr: String, reason: &'static str },
+    /// QEMU refused a message (its Error answer with a code other than success).
+    #[error("vscard {addr}: {what} refused with error code {code}")]
+    VscardRefused { addr: String, what: &'static str, code: u32 },
     /// An unknown card family name.
     #[error("unknown card family {0:?} (expected piv, openpgp or gids)")]
     UnknownFamily(String),

@@ -350,6 +350,30 @@ impl PivCard {
     pub fn public_key(&self, slot: KeySlot) -> Option<PublicKey> {
         self.app.card.keys.get(&slot).map(PrivateKey::public)
     }
+
+    /// Personalises `slot` as an issuer's provisioning station would (outside the card
+    /// commands): a new key pair of `algorithm` and a self-signed certificate for it
+    /// (`CN=<common_name>`, a random serial number) in the slot's certificate object, laid
+    /// out as SP 800-73-4 Pt 1 Table 10 says: 70 the certificate, 71 CertInfo 00
+    /// (uncompressed), FE the empty error detection code. Returns the certificate (DER).
+    pub fn personalise(
+        &mut self,
+        slot: KeySlot,
+        algorithm: KeyAlgorithm,
+        common_name: &str,
+    ) -> Result<Vec<u8>, crate::keys::KeyError> {
+        let key = PrivateKey::generate(algorithm, &mut self.app.rng)?;
+        let mut serial = [0u8; 8];
+        self.app.rng.fill_bytes(&mut serial);
+        let certificate = crate::cert::self_signed(&key, common_name, &serial)?;
+        let mut object = Vec::with_capacity(certificate.len() + 12);
+        tlv::put(&mut object, 0x70, &certificate);
+        tlv::put(&mut object, 0x71, &[0x00]);
+        tlv::put(&mut object, 0xFE, &[]);
+        self.app.card.objects.insert(slot.certificate_tag(), object);
+        self.app.card.keys.insert(slot, key);
+        Ok(certificate)
+    }
 }
 
 impl Card for PivCard {

@@ -904,3 +904,36 @@ fn retired_keys_need_the_pin() {
     let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
     vk.verify_prehash(&hash, &p256::ecdsa::Signature::from_der(&sig).unwrap()).unwrap();
 }
+
+#[test]
+fn personalised_slot_holds_a_key_and_its_certificate() {
+    use der::{Decode, Encode};
+    let mut c = card();
+    let cert_der = c.personalise(KeySlot::PIV_AUTHENTICATION, KeyAlgorithm::P256, "e2e").unwrap();
+    // GET DATA 5FC105: 53 { 70 certificate, 71 00, FE } (SP 800-73-4 Pt 1 Table 10).
+    let (object, s) = get_data(&mut c, &[0x5F, 0xC1, 0x05]);
+    assert_eq!(s, OK);
+    let content = inner(&object, 0x53, 0x70);
+    assert_eq!(content, cert_der);
+    let cert = x509_cert::Certificate::from_der(&cert_der).unwrap();
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().unwrap();
+    let point = match c.public_key(KeySlot::PIV_AUTHENTICATION).unwrap() {
+        PublicKey::Ec { point, .. } => point,
+        PublicKey::Rsa { .. } => panic!("P-256 expected"),
+    };
+    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+    assert_eq!(
+        vk,
+        <p256::ecdsa::VerifyingKey as pkcs8::DecodePublicKey>::from_public_key_der(&spki).unwrap()
+    );
+    // The key signs after VERIFY (9A: PIN once per session).
+    assert_eq!(verify_pin(&mut c, b"123456"), OK);
+    let hash = Sha256::digest(b"personalised");
+    let (sig, s) = general_authenticate(&mut c, 0x11, 0x9A, 0x81, &hash);
+    assert_eq!(s, OK);
+    vk.verify_prehash(&hash, &p256::ecdsa::Signature::from_der(&sig).unwrap()).unwrap();
+    // It survives a save and a load.
+    let saved = c.save_state();
+    let mut again = PivCard::from_state(saved, SimRng::from_seed(8)).unwrap();
+    assert_eq!(inner(&get_data(&mut again, &[0x5F, 0xC1, 0x05]).0, 0x53, 0x70), cert_der);
+}
