@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod apdu_cmd;
 mod atr_cmd;
+mod config;
 mod readers_cmd;
 mod sim_cmd;
 
@@ -60,6 +61,10 @@ enum Command {
     Readers {
         #[command(flatten)]
         reader: readers_cmd::ReaderArgs,
+        /// Only the readers of this group: all, sim, vpcd, pcsc, ccid, or a group of the
+        /// configuration file ([groups] name = ["glob", ...] in ~/.config/scard/config.toml).
+        #[arg(long, value_name = "GROUP", default_value = "all")]
+        group: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -98,7 +103,7 @@ fn main() -> ExitCode {
         Command::Atr { hex, json } => atr_cmd::run(&hex.join(" "), *json),
         Command::Apdu { hex, json } => apdu_cmd::run(&hex.join(" "), *json),
         Command::Sim(args) => sim_cmd::run(args),
-        Command::Readers { reader, json } => readers_cmd::readers(reader, *json),
+        Command::Readers { reader, group, json } => readers_cmd::readers(reader, group, *json),
         Command::Info { reader, json } => readers_cmd::info(reader, *json),
     };
     let written = if outcome.is_error_message() {

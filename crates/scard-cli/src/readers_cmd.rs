@@ -95,6 +95,13 @@ fn open_sim(name: &ReaderName) -> Result<Box<dyn VirtualCard>, TransportError> {
 /// names one (it listens only while the command runs).
 pub(crate) fn registry(args: &ReaderArgs) -> Result<Registry, TransportError> {
     let mut registry = Registry::new();
+    let config = crate::config::load().map_err(|reason| TransportError::BackendUnavailable {
+        backend: "configuration",
+        reason,
+    })?;
+    for (name, patterns) in config.groups {
+        registry.define_group(&name, patterns)?;
+    }
     registry.add(Box::new(VirtualBackend::with_factory(Box::new(open_sim))));
     if let Some(name) = &args.reader {
         if let ReaderName::Vpcd { host, port } = name.parse()? {
@@ -130,6 +137,7 @@ pub(crate) fn connect(args: &ReaderArgs) -> Result<Box<dyn CardTransport>, Trans
 pub(crate) fn status_of(err: &TransportError) -> u8 {
     match err {
         TransportError::InvalidName { .. } | TransportError::UnknownReader { .. } => EXIT_BAD_INPUT,
+        TransportError::BackendUnavailable { backend: "configuration", .. } => EXIT_BAD_INPUT,
         _ => EXIT_FAILURE,
     }
 }
@@ -148,7 +156,7 @@ struct ReadersJson {
 }
 
 /// `scard readers`.
-pub(crate) fn readers(args: &ReaderArgs, json: bool) -> Outcome {
+pub(crate) fn readers(args: &ReaderArgs, group: &str, json: bool) -> Outcome {
     let mut registry = match registry(args) {
         Ok(r) => r,
         Err(err) => return Outcome::error(err.to_string(), status_of(&err)),
@@ -164,7 +172,10 @@ pub(crate) fn readers(args: &ReaderArgs, json: bool) -> Outcome {
             Err(_) => {}
         }
     }
-    let (list, unavailable) = registry.readers();
+    let (list, unavailable) = match registry.readers_in(group) {
+        Ok(found) => found,
+        Err(err) => return Outcome::error(err.to_string(), EXIT_BAD_INPUT),
+    };
     let report = ReadersJson {
         readers: list
             .iter()

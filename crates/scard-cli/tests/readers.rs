@@ -103,3 +103,45 @@ fn vpcd_reader_without_card_says_so() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn reader_groups_from_the_configuration_file() {
+    let dir = std::env::temp_dir().join(format!("scard-groups-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "[groups]\nmine = [\"sim:p*\"]\nothers = [\"pcsc:Nothing*\"]\n")
+        .unwrap();
+    let list = |group: &str| {
+        let out = scard()
+            .env("SCARD_CONFIG", &config)
+            .args(["readers", "--reader", "sim:piv", "--group", group, "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{group}: {}", String::from_utf8_lossy(&out.stderr));
+        let v = json(&out);
+        v["readers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(list("all").contains(&"sim:piv".to_owned()));
+    assert_eq!(list("mine"), ["sim:piv"]);
+    assert_eq!(list("sim"), ["sim:piv"]);
+    assert!(list("others").is_empty());
+    // An unknown group, and a broken configuration file, are bad input naming what is wrong.
+    let out =
+        scard().env("SCARD_CONFIG", &config).args(["readers", "--group", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("group nope"));
+    std::fs::write(&config, "[groups]\nmine = 3\n").unwrap();
+    let out = scard().env("SCARD_CONFIG", &config).args(["readers"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("config.toml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -61,10 +61,16 @@ pub trait Backend: Send {
     fn wait_events(&mut self, timeout: Duration) -> Result<Vec<ReaderEvent>, TransportError>;
 }
 
-/// All backends of this process.
+/// All backends of this process, and the reader groups.
+///
+/// Groups (the resource manager's reader groups): `all`; one per backend prefix (`sim`,
+/// `vpcd`, `pcsc`, `ccid`); and user groups, each a list of reader-name globs
+/// (`pcsc:Yubico*`, `ccid:1050:*`), defined with [`Registry::define_group`] (the CLI reads them
+/// from its configuration file).
 #[derive(Default)]
 pub struct Registry {
     backends: Vec<Box<dyn Backend>>,
+    groups: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -95,6 +101,69 @@ impl Registry {
             }
         }
         (readers, unavailable)
+    }
+
+    /// Defines (or replaces) a user group: readers whose full name matches one of `patterns`
+    /// (globs with `*` and `?`). The built-in names `all`, `sim`, `vpcd`, `pcsc` and `ccid`
+    /// cannot be redefined.
+    pub fn define_group(
+        &mut self,
+        name: &str,
+        patterns: Vec<String>,
+    ) -> Result<(), TransportError> {
+        if BUILTIN_GROUPS.contains(&name) {
+            return Err(TransportError::InvalidName {
+                name: name.to_owned(),
+                reason: "a built-in reader group",
+            });
+        }
+        if name.is_empty() || patterns.is_empty() {
+            return Err(TransportError::InvalidName {
+                name: name.to_owned(),
+                reason: "a reader group needs a name and at least one pattern",
+            });
+        }
+        self.groups.insert(name.to_owned(), patterns);
+        Ok(())
+    }
+
+    /// The names of every group: the built-in ones, then the user groups.
+    pub fn groups(&self) -> Vec<String> {
+        BUILTIN_GROUPS.iter().map(|g| (*g).to_owned()).chain(self.groups.keys().cloned()).collect()
+    }
+
+    /// Whether the reader `reader` (full name) belongs to `group`.
+    pub fn in_group(&self, group: &str, reader: &str) -> Result<bool, TransportError> {
+        match group {
+            "all" => Ok(true),
+            "sim" | "vpcd" | "pcsc" | "ccid" => {
+                Ok(reader.split_once(':').is_some_and(|(prefix, _)| prefix == group))
+            }
+            _ => match self.groups.get(group) {
+                Some(patterns) => Ok(patterns.iter().any(|p| crate::glob_match(p, reader))),
+                None => Err(TransportError::UnknownReader {
+                    name: format!("group {group}"),
+                    known: self.groups().join(", "),
+                }),
+            },
+        }
+    }
+
+    /// The readers of one group, and the backends that could not be asked.
+    pub fn readers_in(
+        &mut self,
+        group: &str,
+    ) -> Result<(Vec<ReaderInfo>, Vec<TransportError>), TransportError> {
+        // An unknown group is an error even when there are no readers to test.
+        self.in_group(group, "")?;
+        let (readers, unavailable) = self.readers();
+        let mut kept = Vec::with_capacity(readers.len());
+        for reader in readers {
+            if self.in_group(group, &reader.name)? {
+                kept.push(reader);
+            }
+        }
+        Ok((kept, unavailable))
     }
 
     /// Connects to the reader `name`, or, with `None`, to the first reader with a card.
@@ -143,10 +212,56 @@ impl Registry {
     }
 }
 
+/// Groups every registry has.
+const BUILTIN_GROUPS: [&str; 5] = ["all", "sim", "vpcd", "pcsc", "ccid"];
+
 fn known(readers: &[ReaderInfo]) -> String {
     if readers.is_empty() {
         "none".to_owned()
     } else {
         readers.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::virtual_card::{VirtualBackend, VirtualCard};
+
+    struct Blank;
+
+    impl VirtualCard for Blank {
+        fn atr(&self) -> Vec<u8> {
+            vec![0x3B, 0x00]
+        }
+        fn power_on(&mut self) {}
+        fn reset(&mut self) {}
+        fn power_off(&mut self) {}
+        fn process(&mut self, _command: &[u8]) -> Vec<u8> {
+            vec![0x90, 0x00]
+        }
+    }
+
+    #[test]
+    fn reader_groups() {
+        let backend = VirtualBackend::new();
+        backend.insert("sim:piv", Box::new(Blank));
+        backend.insert("sim:openpgp", Box::new(Blank));
+        let mut registry = Registry::new();
+        registry.add(Box::new(backend));
+        registry.define_group("work", vec!["sim:p*".into(), "pcsc:Yubico*".into()]).unwrap();
+        let names = |r: &mut Registry, g: &str| -> Vec<String> {
+            r.readers_in(g).unwrap().0.into_iter().map(|i| i.name).collect()
+        };
+        assert_eq!(names(&mut registry, "all"), ["sim:piv", "sim:openpgp"]);
+        assert_eq!(names(&mut registry, "sim"), ["sim:piv", "sim:openpgp"]);
+        assert!(names(&mut registry, "pcsc").is_empty());
+        assert_eq!(names(&mut registry, "work"), ["sim:piv"]);
+        assert!(registry.in_group("work", "pcsc:Yubico YubiKey OTP+FIDO+CCID 00 00").unwrap());
+        assert!(!registry.in_group("ccid", "pcsc:x").unwrap());
+        assert!(matches!(registry.readers_in("nope"), Err(TransportError::UnknownReader { .. })));
+        assert!(registry.define_group("all", vec!["*".into()]).is_err());
+        assert!(registry.define_group("empty", vec![]).is_err());
+        assert_eq!(registry.groups(), ["all", "sim", "vpcd", "pcsc", "ccid", "work"]);
     }
 }
