@@ -1,0 +1,242 @@
+//! The card channel: one connection to a card as a profile sees it. It sends logical commands
+//! through scard-iso7816's exchange engine with the card model's limits, keeps transactions
+//! nested, remembers the selected application and the PINs verified in this session, and
+//! turns a reset notice into lost state.
+
+use scard_iso7816::apdu::Ins;
+use scard_iso7816::{CardLimits, CommandApdu, ResponseApdu, StatusWord};
+use scard_transport::{CardTransport, Disposition, TransportError};
+
+use crate::error::{CardError, Result};
+use crate::types::{PinId, PinSet};
+
+/// Counters of what went over the channel (for `scard bench` and the APDU-count goals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelStats {
+    /// Logical commands sent (each may be several APDUs).
+    pub commands: u64,
+    /// Resets seen.
+    pub resets: u64,
+}
+
+/// A connection to a card with the state a profile needs across calls.
+pub struct CardChannel {
+    transport: Box<dyn CardTransport>,
+    limits: CardLimits,
+    depth: u32,
+    selected: Option<Vec<u8>>,
+    authenticated: PinSet,
+    stats: ChannelStats,
+}
+
+impl std::fmt::Debug for CardChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardChannel")
+            .field("reader", &self.transport.reader())
+            .field("limits", &self.limits)
+            .field("transaction_depth", &self.depth)
+            .field("authenticated", &self.authenticated)
+            .finish()
+    }
+}
+
+impl CardChannel {
+    /// A channel over a connected transport with short-APDU limits until a profile sets the
+    /// card model's.
+    pub fn new(transport: Box<dyn CardTransport>) -> Self {
+        Self {
+            transport,
+            limits: CardLimits::default(),
+            depth: 0,
+            selected: None,
+            authenticated: PinSet::NONE,
+            stats: ChannelStats::default(),
+        }
+    }
+
+    /// The reader's name.
+    pub fn reader(&self) -> &str {
+        self.transport.reader()
+    }
+
+    /// The card's ATR.
+    pub fn atr(&self) -> &[u8] {
+        self.transport.atr()
+    }
+
+    /// The transport (for calls the channel does not wrap).
+    pub fn transport(&mut self) -> &mut dyn CardTransport {
+        self.transport.as_mut()
+    }
+
+    /// Gives the transport back (ends nothing).
+    pub fn into_transport(self) -> Box<dyn CardTransport> {
+        self.transport
+    }
+
+    /// The limits in use.
+    pub fn limits(&self) -> CardLimits {
+        self.limits
+    }
+
+    /// Sets the limits (from the card model and what the card says); extended length is kept
+    /// only when the reader passes it too.
+    pub fn set_limits(&mut self, mut limits: CardLimits) {
+        if !self.transport.extended_length() {
+            limits.extended_length = false;
+            limits.max_command_data = limits.max_command_data.min(scard_iso7816::apdu::MAX_SHORT_NC);
+            limits.max_response_data = limits.max_response_data.min(scard_iso7816::apdu::MAX_SHORT_NE);
+        }
+        self.limits = limits;
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ChannelStats {
+        self.stats
+    }
+
+    /// Begins a transaction, or joins the one already open (transactions nest; the card is
+    /// released when the outermost ends).
+    pub fn begin(&mut self) -> Result<()> {
+        if self.depth == 0 {
+            self.transport.begin_transaction().map_err(|e| self.lost(e))?;
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Ends one level of transaction.
+    pub fn end(&mut self) -> Result<()> {
+        match self.depth {
+            0 => Ok(()),
+            1 => {
+                self.depth = 0;
+                self.transport.end_transaction(Disposition::Leave).map_err(|e| self.lost(e))
+            }
+            _ => {
+                self.depth -= 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `f` inside a transaction (joining an open one).
+    pub fn in_transaction<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        self.begin()?;
+        let result = f(self);
+        let ended = self.end();
+        let value = result?;
+        ended?;
+        Ok(value)
+    }
+
+    /// Whether a transaction is open.
+    pub fn in_transaction_now(&self) -> bool {
+        self.depth > 0
+    }
+
+    /// The PINs verified in this session (dropped on reset).
+    pub fn authenticated(&self) -> PinSet {
+        self.authenticated
+    }
+
+    /// Records a successful authentication.
+    pub fn set_authenticated(&mut self, pin: PinId) {
+        self.authenticated = self.authenticated.with(pin);
+    }
+
+    /// Forgets authentications.
+    pub fn clear_authenticated(&mut self, set: PinSet) {
+        self.authenticated = self.authenticated.without(set);
+    }
+
+    /// The AID selected last, if any.
+    pub fn selected(&self) -> Option<&[u8]> {
+        self.selected.as_deref()
+    }
+
+    /// Forgets the selected application (the next [`CardChannel::select`] sends SELECT).
+    pub fn forget_selection(&mut self) {
+        self.selected = None;
+    }
+
+    /// Selects an application by AID (SELECT, P1 04, P2 00: ISO/IEC 7816-4 §11.1.1), unless
+    /// it is the one selected last in this session. Returns the FCI (empty when nothing was
+    /// sent). Any status other than 9000 is an error.
+    pub fn select(&mut self, aid: &[u8]) -> Result<Vec<u8>> {
+        if self.selected.as_deref() == Some(aid) {
+            return Ok(Vec::new());
+        }
+        let cmd = CommandApdu::new(0x00, Ins::SELECT.0, 0x04, 0x00)
+            .with_data(aid.to_vec())
+            .and_then(|c| c.with_ne(256))
+            .map_err(|source| CardError::Codec { operation: "SELECT", source })?;
+        let response = self.transmit_raw(&cmd)?;
+        if response.sw() != StatusWord::SUCCESS {
+            return Err(CardError::Status { operation: "SELECT", sw: response.sw() });
+        }
+        self.selected = Some(aid.to_vec());
+        Ok(response.data().to_vec())
+    }
+
+    /// Sends one logical command and returns the complete response, whatever its status.
+    ///
+    /// When the transport reports that someone reset the card, the session's state is
+    /// dropped (selection, authentications); if an application was selected it is selected
+    /// again and the command is sent once more — unless it is a command whose meaning depends
+    /// on authentication (VERIFY, CHANGE/RESET RETRY COUNTER, PSO, GENERAL/INTERNAL
+    /// AUTHENTICATE, GENERATE ASYMMETRIC KEY PAIR, PUT DATA), which fails with
+    /// [`CardError::CardReset`] so the caller authenticates again first.
+    pub fn transmit(&mut self, operation: &'static str, cmd: &CommandApdu) -> Result<ResponseApdu> {
+        match self.transmit_raw(cmd) {
+            Err(CardError::Transport(TransportError::CardReset { .. })) => {
+                let Some(aid) = self.selected.take() else {
+                    return self.transmit_raw(cmd);
+                };
+                if needs_auth_state(cmd.ins().0) {
+                    return Err(CardError::CardReset { operation });
+                }
+                self.select(&aid)?;
+                self.transmit_raw(cmd)
+            }
+            other => other,
+        }
+    }
+
+    /// Sends a command and requires 9000, mapping other status words with
+    /// [`CardError::from_status`] (PIN errors for `pin`).
+    pub fn transmit_ok(
+        &mut self,
+        operation: &'static str,
+        cmd: &CommandApdu,
+        pin: Option<PinId>,
+    ) -> Result<Vec<u8>> {
+        let response = self.transmit(operation, cmd)?;
+        if response.sw() == StatusWord::SUCCESS {
+            Ok(response.data().to_vec())
+        } else {
+            Err(CardError::from_status(operation, response.sw(), pin))
+        }
+    }
+
+    fn transmit_raw(&mut self, cmd: &CommandApdu) -> Result<ResponseApdu> {
+        self.stats.commands += 1;
+        scard_transport::exchange(self.transport.as_mut(), cmd, self.limits).map_err(|e| self.lost(e))
+    }
+
+    /// Drops session state on errors that end it.
+    fn lost(&mut self, err: TransportError) -> CardError {
+        if err.ends_session() {
+            self.stats.resets += 1;
+            self.selected = None;
+            self.authenticated = PinSet::NONE;
+        }
+        CardError::Transport(err)
+    }
+}
+
+/// Commands whose result depends on the card's security state (ISO/IEC 7816-4 §11.5-11.6 and
+/// the families' PSO / key commands): never sent blindly again after a reset.
+fn needs_auth_state(ins: u8) -> bool {
+    matches!(ins, 0x20 | 0x21 | 0x24 | 0x2C | 0x2A | 0x86 | 0x87 | 0x88 | 0x47 | 0xDA | 0xDB)
+}
