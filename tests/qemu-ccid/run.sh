@@ -20,6 +20,11 @@
 #
 # Exit status: 0 passed, 1 failed, 77 skipped (a prerequisite is missing; the reason is
 # printed).
+#
+# QEMU facts the driver depends on (README.md next to this script): QEMU 7.2's usb-ccid never
+# answers the XfrBlock pending when the card is removed (ccid_card_card_removed() flushes the
+# answer into the bulk-in queue and ccid_reset() clears the queue again); only NotifySlotChange
+# tells. The driver reads the interrupt pipe while it waits, so it reports "card removed".
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)

@@ -14,30 +14,50 @@
 //! `ccid:*` the first CCID slot with a card. (A device with two CCID interfaces gets the same
 //! names for both; the first interface wins.)
 //!
+//! **Sharing the reader with pcscd.** On a desktop, pcscd with libccid usually serves the same
+//! USB readers, and a USB interface has one owner at a time. So the backend claims a reader's
+//! interface only while a connection of this process uses it:
+//! - Listing readers claims each interface briefly: it reads the notifications the reader
+//!   queued, asks GetSlotStatus of every slot, and releases the interface. It never powers a
+//!   card on: a present card is listed with its ATR when a connection of this process powered
+//!   it (the interface is then still claimed), otherwise with an empty ATR, shown as "ATR
+//!   unknown (not powered)" ([`ReaderInfo::atr`]). Connecting powers the card on and reads
+//!   the ATR.
+//! - A reader whose interface another process or driver holds (libusb Busy; pcscd's libccid
+//!   claims its readers for as long as it runs), or that the system does not let us open
+//!   (Access), is left out of the list and reported apart, as
+//!   [`TransportError::ReaderInUse`] "in use by another driver (pcscd?)"
+//!   ([`Backend::unusable`]): the other readers are listed as usual. Connecting to it fails
+//!   with that error.
+//! - A connection claims the interface when it is made (a kernel driver bound to it is
+//!   detached, and attached again on release) and the last connection to the reader releases
+//!   it on disconnect or drop. Connections of this process to one reader share the claim.
+//!
 //! **What the backend does.**
-//! - Lists readers by enumerating the bus; a reader is opened (its interface claimed) the
-//!   first time it is seen and stays open while the backend lives; a card present in it is
-//!   powered on to read its ATR (as pcscd does at insertion).
-//! - Connects: the card is powered on (IccPowerOn, ATR) unless it already is; exchanges go
-//!   through the slot engine (TPDU T=0 / T=1, short or extended APDU, whatever the reader's
-//!   level), each within the connection's deadline ([`CardTransport::set_timeout`]; a reader
-//!   asking for more time (bStatus 80h) is followed up to the engine's cap,
-//!   [`crate::SlotConfig::max_time_extensions`]).
+//! - Connects: the card is powered on (IccPowerOn, ATR) unless it already is by this
+//!   connection's claim; exchanges go through the slot engine (TPDU T=0 / T=1, short or
+//!   extended APDU, whatever the reader's level), each within the connection's deadline
+//!   ([`CardTransport::set_timeout`]; a reader asking for more time (bStatus 80h) is followed
+//!   up to the engine's cap, [`crate::SlotConfig::max_time_extensions`]).
 //! - Reconnect with reset: IccPowerOff then IccPowerOn, ATR read again; other connections to
 //!   the slot get [`TransportError::CardReset`] once.
 //! - Card removal: NotifySlotChange on the interrupt pipe (read before an exchange when it was
-//!   not read for [`CcidConfig::event_poll`], and by [`Backend::wait_events`]), or a command
+//!   not read for [`CcidConfig::event_poll`], while an answer is awaited
+//!   ([`crate::DriverConfig::event_check`]), and by [`Backend::wait_events`]), or a command
 //!   answered with "no ICC present", ends the connection's session:
 //!   [`TransportError::CardRemoved`] until [`CardTransport::reconnect`].
-//! - Events: card inserted (with its ATR) / removed from the interrupt pipe; reader added /
-//!   removed by enumerating the bus again (every [`CcidConfig::rescan`]). The first look is
-//!   the baseline: it produces no events.
+//! - Events: card inserted / removed, from the interrupt pipe of the readers a connection
+//!   holds, and for the others by a brief look (as when listing) every [`CcidConfig::rescan`];
+//!   reader added / removed by enumerating the bus again (every [`CcidConfig::rescan`]). The
+//!   first look is the baseline: it produces no events. An insertion carries the ATR when a
+//!   connection holds the reader (the new card is powered on to read it, as pcscd does), an
+//!   empty ATR otherwise (the card is not powered on just to report it). A card swapped
+//!   between two brief looks, with nobody holding the reader, is not seen as a change.
 //!
 //! Connections in one process share the opened reader: sharing modes and transactions are
-//! enforced between them (the reader's interface is claimed, so no other process can use it
-//! while the backend holds it).
+//! enforced between them (while the interface is claimed, no other process can use it).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -107,6 +127,31 @@ impl DeviceInfo {
         if self.descriptor.max_slot_index() > 0 { format!("{base}#{slot}") } else { base }
     }
 
+    /// The slots of this interface that `name` designates (empty: none).
+    fn slots_named(&self, name: &ReaderName) -> Vec<u8> {
+        let all = || (0..=self.descriptor.max_slot_index()).collect();
+        let serial = match name {
+            ReaderName::CcidAny => return all(),
+            ReaderName::Ccid { vid, pid, .. } if (*vid, *pid) != (self.vid, self.pid) => {
+                return Vec::new();
+            }
+            ReaderName::Ccid { serial, .. } => serial.as_deref(),
+            _ => return Vec::new(),
+        };
+        let serial_name = self.serial_name();
+        match serial {
+            None => all(),
+            Some(s) if s == serial_name => all(),
+            Some(s) => match s.rsplit_once('#') {
+                Some((base, n)) if base == serial_name => match n.parse::<u8>() {
+                    Ok(n) if n <= self.descriptor.max_slot_index() => vec![n],
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            },
+        }
+    }
+
     fn describe(&self) -> String {
         format!(
             "{:04x}:{:04x} ({}bus {} address {})",
@@ -123,16 +168,26 @@ impl DeviceInfo {
 type InterfaceKey = (u8, u8, u8, u16, u16);
 
 /// Where the backend finds and opens CCID interfaces: the rusb shell for real USB, an
-/// in-memory bus of simulated readers in tests.
+/// in-memory bus of simulated readers in tests. An opened interface is claimed until the
+/// value [`UsbBus::open`] returned is dropped.
 pub trait UsbBus: Send {
-    /// The transfers of an opened interface.
+    /// The transfers of an opened interface; dropping it releases the interface.
     type Usb: CcidUsb + Send + 'static;
 
     /// The CCID interfaces on the bus now.
     fn scan(&mut self) -> Result<Vec<DeviceInfo>, Error>;
 
-    /// Opens and claims the interface `device` describes.
+    /// Opens and claims the interface `device` describes, for a connection. A claim held by
+    /// another process or driver fails with [`UsbFailure::Busy`], a device the system does
+    /// not let us open with [`UsbFailure::Access`].
     fn open(&mut self, device: &DeviceInfo) -> Result<Self::Usb, Error>;
+
+    /// Opens and claims the interface for a brief look (queued notifications, slot status);
+    /// it is released as soon as the look is over. Default: [`UsbBus::open`]. The rusb shell
+    /// does not detach a kernel driver for a look (the reader is in use by that driver).
+    fn open_to_look(&mut self, device: &DeviceInfo) -> Result<Self::Usb, Error> {
+        self.open(device)
+    }
 }
 
 /// Timings of the backend.
@@ -143,9 +198,10 @@ pub struct CcidConfig {
     pub driver: DriverConfig,
     /// Before an exchange, the interrupt pipe is read when it was not read for this long.
     pub event_poll: Duration,
-    /// [`Backend::wait_events`] enumerates the bus again after this long.
+    /// [`Backend::wait_events`] enumerates the bus again, and takes a brief look at the
+    /// readers no connection holds, after this long.
     pub rescan: Duration,
-    /// How long to wait for notifications already queued when a reader is opened.
+    /// How long to wait for notifications already queued when an interface is claimed.
     pub drain: Duration,
 }
 
@@ -176,72 +232,124 @@ enum Change {
 #[derive(Debug, Clone, Default)]
 struct SlotState {
     present: bool,
-    /// The ATR of the card as we powered it on; `None` while not powered by us.
+    /// The ATR of the card as we powered it on; `None` while not powered by us (always
+    /// `None` while the interface is not claimed by a connection).
     atr: Option<Vec<u8>>,
     protocol: u8,
     /// Incremented on every insertion and removal: a connection made before sees the change.
     card_events: u64,
     /// Incremented on every power on and power off: other connections see a reset.
     power_ons: u64,
-    /// Whether the interrupt pipe reported on this slot since the reader was opened (the
+    /// Whether the interrupt pipe reported on this slot since the interface was claimed (the
     /// first report may be the reader's initial one, already known from GetSlotStatus).
     settled: bool,
     connections: usize,
     exclusive: bool,
 }
 
-/// An opened reader.
+/// A reader on the bus, claimed or not.
 struct Device<U: CcidUsb> {
     info: DeviceInfo,
-    driver: Driver<U>,
+    /// The driver over the claimed interface: while connections of this process use the
+    /// reader, and for the span of a brief look. Dropping it releases the interface.
+    driver: Option<Driver<U>>,
     slots: Vec<SlotState>,
     changes: Vec<(u8, Change)>,
     /// The device went away (unplugged, or USB reported it gone).
     gone: bool,
     last_poll: Option<Instant>,
+    /// Whether the slots' status was read once (the first look sets the state silently).
+    looked: bool,
+    /// Plugged in after the backend's baseline: its first look reports its cards inserted.
+    announce: bool,
+    /// Why the interface could not be claimed at the last attempt (another driver holds it,
+    /// access denied, ...); cleared by the next successful claim.
+    unusable: Option<Error>,
 }
 
 impl<U: CcidUsb> std::fmt::Debug for Device<U> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Device").field("info", &self.info).field("gone", &self.gone).finish()
+        f.debug_struct("Device")
+            .field("info", &self.info)
+            .field("claimed", &self.driver.is_some())
+            .field("gone", &self.gone)
+            .finish()
     }
 }
 
 impl<U: CcidUsb> Device<U> {
-    /// Sets up the driver, reads the notifications already queued, and asks each slot's
-    /// status.
-    fn open(info: DeviceInfo, usb: U, config: &CcidConfig) -> Result<Self, Error> {
-        let driver_config = DriverConfig { interface: info.interface, ..config.driver };
-        let driver = Driver::new(usb, info.descriptor.clone(), driver_config)?;
+    /// A reader seen on the bus, not claimed yet.
+    fn new(info: DeviceInfo, announce: bool) -> Self {
         let slots = vec![SlotState::default(); info.descriptor.slot_count()];
-        let mut device =
-            Self { info, driver, slots, changes: Vec::new(), gone: false, last_poll: None };
+        Self {
+            info,
+            driver: None,
+            slots,
+            changes: Vec::new(),
+            gone: false,
+            last_poll: None,
+            looked: false,
+            announce,
+            unusable: None,
+        }
+    }
+
+    /// Takes the claimed interface `usb`: sets up the driver and reads the notifications
+    /// already queued.
+    fn attach(&mut self, usb: U, config: &CcidConfig) -> Result<(), Error> {
+        let driver_config = DriverConfig { interface: self.info.interface, ..config.driver };
+        let mut driver = Driver::new(usb, self.info.descriptor.clone(), driver_config)?;
+        for s in &mut self.slots {
+            s.settled = false;
+        }
         // Notifications queued before we looked (QEMU's usb-ccid: NotifySlotChange "present,
-        // changed" right after the claim) say what GetSlotStatus says below.
+        // changed" right after the claim) say what GetSlotStatus says next.
         for _ in 0..8 {
-            match device.driver.poll_events(config.drain) {
+            match driver.poll_events(config.drain) {
                 Ok(events) if events.is_empty() => break,
                 Ok(events) => {
                     for (slot, _) in events {
-                        if let Some(s) = device.slots.get_mut(usize::from(slot)) {
+                        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
                             s.settled = true;
                         }
                     }
                 }
                 Err(err) => {
-                    tracing::debug!("{}: interrupt pipe: {err}", device.info.describe());
+                    tracing::debug!("{}: interrupt pipe: {err}", self.info.describe());
                     break;
                 }
             }
         }
-        device.last_poll = Some(Instant::now());
-        for slot in 0..=device.info.descriptor.max_slot_index() {
-            let present = device.status(slot)?;
-            if let Some(s) = device.slots.get_mut(usize::from(slot)) {
-                s.present = present;
-            }
+        self.driver = Some(driver);
+        self.last_poll = Some(Instant::now());
+        self.unusable = None;
+        Ok(())
+    }
+
+    /// Releases the interface. What we powered on is not ours to know any more.
+    fn release(&mut self) {
+        if self.driver.take().is_some() {
+            tracing::debug!("{}: interface released", self.info.describe());
         }
-        Ok(device)
+        for s in &mut self.slots {
+            s.atr = None;
+        }
+    }
+
+    /// Releases the interface when no connection of ours uses the reader.
+    fn release_if_idle(&mut self) {
+        if self.slots.iter().all(|s| s.connections == 0) {
+            self.release();
+        }
+    }
+
+    fn driver_mut(&mut self) -> Result<&mut Driver<U>, Error> {
+        self.driver.as_mut().ok_or(Error::NotClaimed)
+    }
+
+    /// Whether the slot engine has the card of `slot` powered (by this claim).
+    fn engine_powered(&self, slot: u8) -> bool {
+        self.driver.as_ref().and_then(|d| d.slot(slot)).is_some_and(|e| e.is_powered())
     }
 
     fn slot(&self, slot: u8) -> Option<&SlotState> {
@@ -264,7 +372,7 @@ impl<U: CcidUsb> Device<U> {
 
     /// GetSlotStatus: whether a card is present.
     fn status(&mut self, slot: u8) -> Result<bool, Error> {
-        match self.driver.slot_status(slot) {
+        match self.driver_mut()?.slot_status(slot) {
             Ok((icc, _)) => Ok(icc != IccStatus::Absent),
             Err(err) if err.is_card_absent() => Ok(false),
             Err(err) => {
@@ -287,13 +395,30 @@ impl<U: CcidUsb> Device<U> {
         Ok(present)
     }
 
+    /// Asks the status of every slot (the interface is claimed). The first time, the state
+    /// is taken as it is, unless the reader was plugged in after the baseline.
+    fn read_slots(&mut self) -> Result<(), Error> {
+        for slot in 0..=self.info.descriptor.max_slot_index() {
+            if self.looked || self.announce {
+                self.sync_status(slot)?;
+            } else {
+                let present = self.status(slot)?;
+                if let Some(s) = self.slot_mut(slot) {
+                    s.present = present;
+                }
+            }
+        }
+        self.looked = true;
+        Ok(())
+    }
+
     /// Reads the interrupt pipe, waiting up to `wait` for the first message, and records the
     /// changes it reports.
     fn poll(&mut self, wait: Duration) -> Result<(), Error> {
         self.last_poll = Some(Instant::now());
         let mut wait = wait.max(MIN_WAIT);
         for _ in 0..8 {
-            let events = match self.driver.poll_events(wait) {
+            let events = match self.driver_mut()?.poll_events(wait) {
                 Ok(events) => events,
                 Err(err) => {
                     self.note_failure(&err);
@@ -354,7 +479,7 @@ impl<U: CcidUsb> Device<U> {
 
     /// Powers the card in `slot` on; returns its ATR.
     fn power_on(&mut self, slot: u8) -> Result<Vec<u8>, Error> {
-        match self.driver.power_on(slot) {
+        match self.driver_mut()?.power_on(slot) {
             Ok(on) => {
                 let atr = on.atr.bytes().to_vec();
                 if let Some(s) = self.slot_mut(slot) {
@@ -377,7 +502,7 @@ impl<U: CcidUsb> Device<U> {
 
     /// Powers the card in `slot` off.
     fn power_off(&mut self, slot: u8) -> Result<(), Error> {
-        let result = self.driver.power_off(slot).map(|_| ());
+        let result = self.driver_mut()?.power_off(slot).map(|_| ());
         if let Some(s) = self.slot_mut(slot) {
             s.atr = None;
             s.power_ons += 1;
@@ -395,18 +520,20 @@ impl<U: CcidUsb> Device<U> {
         }
     }
 
-    /// The ATR of the card in `slot`, powering it on when nobody did yet.
+    /// The ATR of the card in `slot`, powering it on when this claim did not yet.
     fn atr(&mut self, slot: u8) -> Result<Vec<u8>, Error> {
         match self.slot(slot).and_then(|s| s.atr.clone()) {
-            Some(atr) if self.driver.slot(slot).is_some_and(|e| e.is_powered()) => Ok(atr),
+            Some(atr) if self.engine_powered(slot) => Ok(atr),
             _ => self.power_on(slot),
         }
     }
 
-    /// The unreported changes as reader events; an inserted card still there is powered on
-    /// for its ATR.
+    /// The unreported changes as reader events. A card inserted into a reader a connection
+    /// holds is powered on for its ATR; otherwise the ATR is left empty (not powered on just
+    /// to report it).
     fn take_events(&mut self) -> Vec<ReaderEvent> {
         let changes = core::mem::take(&mut self.changes);
+        let held = self.driver.is_some() && self.slots.iter().any(|s| s.connections > 0);
         let mut events = Vec::with_capacity(changes.len());
         for (slot, change) in changes {
             let reader = self.info.reader_name(slot);
@@ -414,7 +541,7 @@ impl<U: CcidUsb> Device<U> {
                 Change::Removed => events.push(ReaderEvent::CardRemoved { reader }),
                 Change::Inserted => {
                     let present = self.slot(slot).is_some_and(|s| s.present);
-                    let atr = if present {
+                    let atr = if present && held {
                         self.atr(slot).unwrap_or_else(|err| {
                             tracing::warn!("{reader}: card inserted, power on failed: {err}");
                             Vec::new()
@@ -427,6 +554,38 @@ impl<U: CcidUsb> Device<U> {
             }
         }
         events
+    }
+
+    /// The readers of this device as listed: a present card with its ATR when we powered it,
+    /// an empty ATR otherwise.
+    fn reader_infos(&self) -> Vec<ReaderInfo> {
+        (0..=self.info.descriptor.max_slot_index())
+            .map(|slot| {
+                let state = self.slot(slot);
+                let atr = state.filter(|s| s.present).map(|s| {
+                    s.atr.clone().filter(|_| self.engine_powered(slot)).unwrap_or_default()
+                });
+                ReaderInfo { name: self.info.reader_name(slot), atr }
+            })
+            .collect()
+    }
+
+    /// Why this reader cannot be used now, as the error a connection to `slot` would get.
+    fn unusable_error(&self, slot: u8, timeout: Duration) -> Option<TransportError> {
+        let err = self.unusable.as_ref()?;
+        Some(claim_error(err.clone(), &self.info.reader_name(slot), timeout))
+    }
+}
+
+/// The error of a failed claim for the reader `reader`: another driver holding the interface
+/// (Busy) or the system denying access is [`TransportError::ReaderInUse`].
+fn claim_error(err: Error, reader: &str, timeout: Duration) -> TransportError {
+    match err {
+        Error::Usb { failure: failure @ (UsbFailure::Busy | UsbFailure::Access), .. }
+        | Error::UsbDevice { failure: failure @ (UsbFailure::Busy | UsbFailure::Access), .. } => {
+            TransportError::ReaderInUse { reader: reader.to_owned(), detail: failure.to_string() }
+        }
+        other => map_error(other, reader, || "claiming the USB interface".to_owned(), timeout),
     }
 }
 
@@ -479,13 +638,14 @@ const SLOT_STATUS: &str = "slot status (PC_to_RDR_GetSlotStatus)";
 
 type Shared<U> = Arc<Mutex<Device<U>>>;
 
+/// A slot of a reader: the reader and the slot index.
+type SlotOf<U> = (Shared<U>, u8);
+
 /// The `ccid:` backend. See the module documentation.
 pub struct CcidBackend<B: UsbBus> {
     bus: Result<B, Error>,
     config: CcidConfig,
     devices: Vec<Shared<B::Usb>>,
-    /// Interfaces that could not be opened, and why (tried again at every scan).
-    failures: HashMap<InterfaceKey, (DeviceInfo, Error)>,
     events: VecDeque<ReaderEvent>,
     /// Whether the first look (the baseline, which produces no events) was taken.
     baseline: bool,
@@ -530,7 +690,6 @@ impl<B: UsbBus> CcidBackend<B> {
             bus,
             config: CcidConfig::default(),
             devices: Vec::new(),
-            failures: HashMap::new(),
             events: VecDeque::new(),
             baseline: false,
             last_scan: None,
@@ -549,8 +708,9 @@ impl<B: UsbBus> CcidBackend<B> {
         self
     }
 
-    /// Enumerates the bus: opens readers seen for the first time, drops readers gone, and
-    /// (after the baseline) queues reader added / removed events.
+    /// Enumerates the bus: notes readers seen for the first time (not claimed: they are
+    /// looked at when listed), drops readers gone, and (after the baseline) queues reader
+    /// added / removed events.
     fn refresh(&mut self) -> Result<(), TransportError> {
         let bus = self.bus.as_mut().map_err(|e| unavailable(e))?;
         let found = bus.scan().map_err(|e| unavailable(&e))?;
@@ -575,86 +735,106 @@ impl<B: UsbBus> CcidBackend<B> {
             }
             still
         });
-        self.failures.retain(|key, _| found.iter().any(|f| f.key() == *key));
         for info in found {
             if self.devices.iter().any(|d| lock(d).info.key() == info.key()) {
                 continue;
             }
-            let key = info.key();
-            let opened =
-                bus.open(&info).and_then(|usb| Device::open(info.clone(), usb, &self.config));
-            match opened {
-                Ok(mut device) => {
-                    tracing::debug!("{}: opened", device.info.describe());
-                    self.failures.remove(&key);
-                    if baseline {
-                        for slot in 0..=device.info.descriptor.max_slot_index() {
-                            let reader = device.info.reader_name(slot);
-                            events.push(ReaderEvent::ReaderAdded { reader: reader.clone() });
-                            if device.slot(slot).is_some_and(|s| s.present) {
-                                let atr = device.atr(slot).unwrap_or_default();
-                                events.push(ReaderEvent::CardInserted { reader, atr });
-                            }
-                        }
-                    }
-                    self.devices.push(Arc::new(Mutex::new(device)));
-                }
-                Err(err) => {
-                    if !self.failures.contains_key(&key) {
-                        tracing::warn!("{}: cannot be used: {err}", info.describe());
-                    }
-                    self.failures.insert(key, (info, err));
+            tracing::debug!("{}: found", info.describe());
+            if baseline {
+                for slot in 0..=info.descriptor.max_slot_index() {
+                    events.push(ReaderEvent::ReaderAdded { reader: info.reader_name(slot) });
                 }
             }
+            self.devices.push(Arc::new(Mutex::new(Device::new(info, baseline))));
         }
         self.baseline = true;
         self.events.extend(events);
         Ok(())
     }
 
-    /// Why the readers that could not be opened could not, for the listing.
-    fn failure_reason(&self) -> Option<String> {
-        let mut reasons: Vec<String> = self.failures.values().map(|(_, e)| e.to_string()).collect();
-        reasons.sort();
-        (!reasons.is_empty()).then(|| reasons.join("; "))
+    /// Looks at the slots of `dev`: through the claim of the connections that hold it (the
+    /// interrupt pipe, GetSlotStatus), or by claiming the interface for the look only. A
+    /// claim that fails leaves the reader marked unusable, with why.
+    fn look(bus: &mut B, config: &CcidConfig, dev: &Shared<B::Usb>) {
+        let mut d = lock(dev);
+        if d.gone {
+            return;
+        }
+        if d.driver.is_some() {
+            if let Err(err) = d.poll(MIN_WAIT) {
+                tracing::debug!("{}: interrupt pipe: {err}", d.info.describe());
+            }
+            if let Err(err) = d.read_slots() {
+                tracing::warn!("{}: slot status: {err}", d.info.describe());
+            }
+            return;
+        }
+        let opened = bus.open_to_look(&d.info);
+        let result = opened.and_then(|usb| {
+            d.attach(usb, config)?;
+            let looked = d.read_slots();
+            d.release();
+            looked
+        });
+        if let Err(err) = result {
+            d.note_failure(&err);
+            if d.gone {
+                return;
+            }
+            if d.unusable.as_ref() != Some(&err) {
+                tracing::info!("{}: cannot be used now: {err}", d.info.describe());
+            }
+            d.unusable = Some(err);
+        }
     }
 
-    /// The slot `name` designates, if any.
-    fn resolve(&self, name: &ReaderName) -> Option<(Shared<B::Usb>, u8)> {
-        let (vid_pid, serial) = match name {
-            ReaderName::CcidAny => (None, None),
-            ReaderName::Ccid { vid, pid, serial } => (Some((*vid, *pid)), serial.as_deref()),
-            _ => return None,
-        };
-        let mut candidates: Vec<(Shared<B::Usb>, u8)> = Vec::new();
+    /// Looks at every reader (see [`CcidBackend::look`]), or, with `name`, at the readers
+    /// that name designates.
+    fn look_at_all(&mut self, name: Option<&ReaderName>) {
+        let Ok(bus) = self.bus.as_mut() else { return };
+        for dev in &self.devices {
+            let wanted = match name {
+                Some(name) => !lock(dev).info.slots_named(name).is_empty(),
+                None => true,
+            };
+            if wanted {
+                Self::look(bus, &self.config, dev);
+            }
+        }
+    }
+
+    /// The slot `name` designates among the usable readers: the first with a card, else the
+    /// first. When only readers that cannot be used now match, why the first cannot.
+    fn resolve(&self, name: &ReaderName) -> Result<Option<SlotOf<B::Usb>>, TransportError> {
+        let mut candidates: Vec<SlotOf<B::Usb>> = Vec::new();
+        let mut unusable = None;
         for dev in &self.devices {
             let d = lock(dev);
-            if d.gone || vid_pid.is_some_and(|vp| vp != (d.info.vid, d.info.pid)) {
+            let slots = d.info.slots_named(name);
+            if d.gone || slots.is_empty() {
                 continue;
             }
-            let serial_name = d.info.serial_name();
-            let slots: Vec<u8> = match serial {
-                None => (0..=d.info.descriptor.max_slot_index()).collect(),
-                Some(s) if s == serial_name => (0..=d.info.descriptor.max_slot_index()).collect(),
-                Some(s) => match s.rsplit_once('#') {
-                    Some((base, n)) if base == serial_name => match n.parse::<u8>() {
-                        Ok(n) if n <= d.info.descriptor.max_slot_index() => vec![n],
-                        _ => continue,
-                    },
-                    _ => continue,
-                },
-            };
+            if let Some(first) = slots.first() {
+                if let Some(err) = d.unusable_error(*first, self.config.driver.deadline) {
+                    unusable.get_or_insert(err);
+                    continue;
+                }
+            }
             candidates.extend(slots.into_iter().map(|slot| (Arc::clone(dev), slot)));
         }
-        // The first candidate with a card, else the first.
         let with_card = candidates
             .iter()
             .position(|(dev, slot)| lock(dev).slot(*slot).is_some_and(|s| s.present))
             .unwrap_or(0);
-        (!candidates.is_empty()).then(|| candidates.swap_remove(with_card))
+        if candidates.is_empty() {
+            return unusable.map_or(Ok(None), Err);
+        }
+        Ok(Some(candidates.swap_remove(with_card)))
     }
 
-    /// Connects to the slot `name` designates: the typed form of [`Backend::connect`].
+    /// Connects to the slot `name` designates: the typed form of [`Backend::connect`]. The
+    /// reader's interface is claimed for the connection (and released when the last
+    /// connection to it ends).
     pub fn connect_reader(
         &mut self,
         name: &ReaderName,
@@ -664,13 +844,30 @@ impl<B: UsbBus> CcidBackend<B> {
             return Ok(None);
         }
         self.refresh()?;
-        for dev in &self.devices {
-            let mut d = lock(dev);
-            // Changes seen here become events too (queued on the device).
-            let _ = d.poll(MIN_WAIT);
+        self.look_at_all(Some(name));
+        let Some((dev, slot)) = self.resolve(name)? else { return Ok(None) };
+        {
+            let bus = self.bus.as_mut().map_err(|e| unavailable(e))?;
+            let mut d = lock(&dev);
+            if d.driver.is_none() {
+                let reader = d.info.reader_name(slot);
+                let timeout = self.config.driver.deadline;
+                let claimed = bus.open(&d.info).and_then(|usb| d.attach(usb, &self.config));
+                if let Err(err) = claimed {
+                    d.note_failure(&err);
+                    if !d.gone {
+                        d.unusable = Some(err.clone());
+                    }
+                    return Err(claim_error(err, &reader, timeout));
+                }
+                tracing::debug!("{reader}: interface claimed for a connection");
+            }
         }
-        let Some((dev, slot)) = self.resolve(name) else { return Ok(None) };
-        CcidTransport::open(dev, slot, mode, &self.config).map(Some)
+        let opened = CcidTransport::open(Arc::clone(&dev), slot, mode, &self.config);
+        if opened.is_err() {
+            lock(&dev).release_if_idle();
+        }
+        opened.map(Some)
     }
 }
 
@@ -681,41 +878,36 @@ impl<B: UsbBus> Backend for CcidBackend<B> {
 
     fn readers(&mut self) -> Result<Vec<ReaderInfo>, TransportError> {
         self.refresh()?;
+        if self.devices.is_empty() {
+            return Err(TransportError::BackendUnavailable {
+                backend: BACKEND,
+                reason: "no USB readers".to_owned(),
+            });
+        }
+        self.look_at_all(None);
         let mut readers = Vec::new();
         for dev in &self.devices {
-            let mut d = lock(dev);
-            let _ = d.poll(MIN_WAIT);
-            for slot in 0..=d.info.descriptor.max_slot_index() {
-                let name = d.info.reader_name(slot);
-                let present = match d.sync_status(slot) {
-                    Ok(present) => present,
-                    Err(err) => {
-                        tracing::warn!("{name}: {err}");
-                        false
-                    }
-                };
-                if d.gone {
-                    break;
-                }
-                let atr = if present {
-                    match d.atr(slot) {
-                        Ok(atr) => Some(atr),
-                        Err(err) => {
-                            tracing::warn!("{name}: card present, power on failed: {err}");
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                readers.push(ReaderInfo { name, atr });
+            let d = lock(dev);
+            if !d.gone && d.unusable.is_none() {
+                readers.extend(d.reader_infos());
             }
         }
-        if readers.is_empty() {
-            let reason = self.failure_reason().unwrap_or_else(|| "no USB readers".to_owned());
-            return Err(TransportError::BackendUnavailable { backend: BACKEND, reason });
-        }
         Ok(readers)
+    }
+
+    fn unusable(&mut self) -> Vec<TransportError> {
+        let timeout = self.config.driver.deadline;
+        let mut found = Vec::new();
+        for dev in &self.devices {
+            let d = lock(dev);
+            if d.gone {
+                continue;
+            }
+            for slot in 0..=d.info.descriptor.max_slot_index() {
+                found.extend(d.unusable_error(slot, timeout));
+            }
+        }
+        found
     }
 
     fn connect(
@@ -739,24 +931,40 @@ impl<B: UsbBus> Backend for CcidBackend<B> {
                 if let Err(err) = self.refresh() {
                     tracing::debug!("CCID: enumeration failed: {err}");
                 }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let devices: Vec<_> = self.devices.iter().map(Arc::clone).collect();
-            if devices.is_empty() {
-                std::thread::sleep(left.min(MAX_SLICE));
-            } else {
-                let count = u32::try_from(devices.len()).unwrap_or(u32::MAX);
-                let slice = (left / count).clamp(MIN_WAIT, MAX_SLICE);
-                for dev in devices {
-                    let mut d = lock(&dev);
-                    if !d.gone {
-                        if let Err(err) = d.poll(slice) {
-                            tracing::debug!("{}: interrupt pipe: {err}", d.info.describe());
+                // The readers nobody holds: a brief look (the held ones are read below).
+                if let Ok(bus) = self.bus.as_mut() {
+                    for dev in &self.devices {
+                        if lock(dev).driver.is_none() {
+                            Self::look(bus, &self.config, dev);
                         }
                     }
-                    let events = d.take_events();
-                    self.events.extend(events);
                 }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let held: Vec<_> = self
+                .devices
+                .iter()
+                .filter(|d| {
+                    let d = lock(d);
+                    d.driver.is_some() && !d.gone
+                })
+                .map(Arc::clone)
+                .collect();
+            if held.is_empty() {
+                std::thread::sleep(left.min(MAX_SLICE).min(self.config.rescan).max(MIN_WAIT));
+            } else {
+                let count = u32::try_from(held.len()).unwrap_or(u32::MAX);
+                let slice = (left / count).clamp(MIN_WAIT, MAX_SLICE);
+                for dev in held {
+                    let mut d = lock(&dev);
+                    if let Err(err) = d.poll(slice) {
+                        tracing::debug!("{}: interrupt pipe: {err}", d.info.describe());
+                    }
+                }
+            }
+            for dev in &self.devices {
+                let events = lock(dev).take_events();
+                self.events.extend(events);
             }
             if !self.events.is_empty() || Instant::now() >= deadline {
                 return Ok(self.events.drain(..).collect());
@@ -884,8 +1092,8 @@ impl<U: CcidUsb + Send> CcidTransport<U> {
         if removed {
             return Err(TransportError::CardRemoved { reader: self.reader.clone() });
         }
-        let powered = d.driver.slot(self.slot).is_some_and(|e| e.is_powered())
-            && d.slot(self.slot).is_some_and(|s| s.atr.is_some());
+        let powered =
+            d.engine_powered(self.slot) && d.slot(self.slot).is_some_and(|s| s.atr.is_some());
         if !powered {
             // Powered off by another connection: power it on again; that is a reset for us.
             d.power_on(self.slot).map_err(|e| self.fail(e, || POWER_ON.to_owned()))?;
@@ -932,8 +1140,11 @@ impl<U: CcidUsb + Send> CardTransport for CcidTransport<U> {
         let device = Arc::clone(&self.device);
         let mut d = lock(&device);
         self.check(&mut d)?;
-        d.driver.set_deadline(self.timeout);
-        match d.driver.transmit(self.slot, command) {
+        let result = d.driver_mut().and_then(|driver| {
+            driver.set_deadline(self.timeout);
+            driver.transmit(self.slot, command)
+        });
+        match result {
             Ok(response) => Ok(response.to_vec()),
             Err(err) => {
                 d.note_failure(&err);
@@ -976,8 +1187,8 @@ impl<U: CcidUsb + Send> CardTransport for CcidTransport<U> {
             return Err(TransportError::NoCard { reader: self.reader.clone() });
         }
         let same_card = d.slot(self.slot).is_some_and(|s| s.card_events == self.card_events);
-        let powered = d.driver.slot(self.slot).is_some_and(|e| e.is_powered())
-            && d.slot(self.slot).is_some_and(|s| s.atr.is_some());
+        let powered =
+            d.engine_powered(self.slot) && d.slot(self.slot).is_some_and(|s| s.atr.is_some());
         match disposition {
             Disposition::Leave if same_card && powered => {}
             Disposition::Leave => {
@@ -1014,6 +1225,8 @@ impl<U: CcidUsb + Send> CardTransport for CcidTransport<U> {
             }
         }
         self.connected = false;
+        // The last connection to the reader gives its interface back (to pcscd, say).
+        d.release_if_idle();
         result
     }
 
@@ -1026,8 +1239,11 @@ impl<U: CcidUsb + Send> CardTransport for CcidTransport<U> {
         }
         let device = Arc::clone(&self.device);
         let mut d = lock(&device);
-        d.driver.set_deadline(self.timeout);
-        d.driver.escape(self.slot, data).map_err(|e| {
+        let result = d.driver_mut().and_then(|driver| {
+            driver.set_deadline(self.timeout);
+            driver.escape(self.slot, data)
+        });
+        result.map_err(|e| {
             self.fail(e, || format!("escape (PC_to_RDR_Escape, control code {code:#010X})"))
         })
     }

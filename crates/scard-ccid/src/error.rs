@@ -159,6 +159,9 @@ pub enum Error {
     /// A bulk-in message was given while no operation is running.
     #[error("slot {slot}: no operation in progress")]
     NoOperation { slot: u8 },
+    /// The reader's interface is not claimed by this process (no connection holds it).
+    #[error("the reader's USB interface is not claimed")]
+    NotClaimed,
     /// The card is not powered (never powered on, powered off, or removed).
     #[error("slot {slot}: the card is not powered")]
     NotPowered { slot: u8 },

@@ -5,8 +5,12 @@
 //! - [`RusbBus`] implements [`UsbBus`]: it lists the interfaces of class 0Bh (CCID Rev 1.1
 //!   §4.2, Table 4.2-1) and the vendor-class (FFh) interfaces whose extra descriptors hold a
 //!   CCID class descriptor (readers that predate the class, as libccid also accepts), and
-//!   opens one: the kernel driver is detached when one is bound (it is attached again when the
-//!   interface is released), the interface is claimed and its alternate setting selected.
+//!   opens one: the interface is claimed and its alternate setting selected, and released
+//!   when the [`RusbInterface`] is dropped. Opened for a connection, a kernel driver bound to
+//!   the interface is detached (and attached again on release); opened for a brief look
+//!   (listing readers), a bound kernel driver makes the reader busy instead. Another process
+//!   holding the interface (pcscd's libccid) is libusb's Busy; a device we may not open is
+//!   Access.
 //! - [`RusbInterface`] implements [`CcidUsb`] on the claimed interface's bulk-in, bulk-out and
 //!   interrupt-in endpoints (§5.2) and the default control pipe (§5.3), and maps libusb's
 //!   errors to [`UsbFailure`] in one function ([`usb_failure`]).
@@ -15,6 +19,9 @@
 //! asks for one packet, which holds the 10-byte header and so dwLength; the rest is asked for
 //! exactly, so a message that fills its last packet completes without waiting for a
 //! zero-length packet (a reader that sends one anyway has it skipped before the next message).
+//! [`read_message_started_within`] waits in slices: it gives up when no message started
+//! within the slice, but lets a started one complete, so the driver can read the interrupt
+//! pipe between slices without cutting a message in two.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -75,35 +82,61 @@ pub fn usb_failure(err: rusb::Error) -> UsbFailure {
 /// dwLength in the first packet are kept (QEMU's usb-ccid sends Parameters with dwLength 0
 /// followed by the data; the core names that quirk).
 pub fn read_message(
-    mut transfer: impl FnMut(usize, Duration) -> Result<Vec<u8>, UsbFailure>,
+    transfer: impl FnMut(usize, Duration) -> Result<Vec<u8>, UsbFailure>,
     packet: usize,
     timeout: Duration,
 ) -> Result<Vec<u8>, UsbFailure> {
+    read_message_started_within(transfer, packet, timeout, timeout)?.ok_or(UsbFailure::Timeout)
+}
+
+/// [`read_message`] for a wait in slices ([`CcidUsb::bulk_in_started_within`]): `Ok(None)`
+/// when no packet of a message came within `start` (when `start` is shorter than `timeout`);
+/// once the first packet came, the message has all of `timeout` to complete. A packet that
+/// arrives as the slice ends is not lost: libusb reports a timed-out transfer's data, and rusb
+/// returns it.
+pub fn read_message_started_within(
+    mut transfer: impl FnMut(usize, Duration) -> Result<Vec<u8>, UsbFailure>,
+    packet: usize,
+    start: Duration,
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, UsbFailure> {
     let started = Instant::now();
+    let start = start.min(timeout);
+    let sliced = start < timeout;
     let left = || timeout.saturating_sub(started.elapsed()).max(MIN_TIMEOUT);
+    let left_to_start = || start.saturating_sub(started.elapsed()).max(MIN_TIMEOUT);
+    let nothing = |failure| if sliced { Ok(None) } else { Err(failure) };
     let packet = packet.clamp(8, MAX_MESSAGE);
     // The header comes with the first non-empty transfer; zero-length packets before it are
     // skipped (within the timeout: a reader sending nothing else cannot hold us longer).
     // QEMU 7.2's usb-ccid answers every IN token with a zero-length packet while it has no
     // answer yet (instead of NAK): after the first one, the reads are paced.
-    let mut message = transfer(packet, left())?;
+    let mut message = match transfer(packet, left_to_start()) {
+        Ok(m) => m,
+        Err(UsbFailure::Timeout) => return nothing(UsbFailure::Timeout),
+        Err(failure) => return Err(failure),
+    };
     let mut empty = 0u32;
     while message.is_empty() {
-        if started.elapsed() >= timeout {
-            return Err(UsbFailure::Timeout);
+        if started.elapsed() >= start {
+            return nothing(UsbFailure::Timeout);
         }
         empty += 1;
         if empty > 1 {
             std::thread::sleep(ZLP_PACE);
         }
-        message = transfer(packet, left())?;
+        message = match transfer(packet, left_to_start()) {
+            Ok(m) => m,
+            Err(UsbFailure::Timeout) => return nothing(UsbFailure::Timeout),
+            Err(failure) => return Err(failure),
+        };
     }
     // A header split over packets (wMaxPacketSize 8): read until it is complete.
     while message.len() < HEADER_LEN {
         let more = transfer(packet, left())?;
         if more.is_empty() {
             // A short packet ended the transfer: the message is what came.
-            return Ok(message);
+            return Ok(Some(message));
         }
         message.extend_from_slice(&more);
     }
@@ -124,7 +157,7 @@ pub fn read_message(
         }
         message.extend_from_slice(&more);
     }
-    Ok(message)
+    Ok(Some(message))
 }
 
 /// Whether an interface setting is a CCID interface, and its class descriptor: class 0Bh, or
@@ -361,21 +394,38 @@ impl UsbBus for RusbBus {
     }
 
     fn open(&mut self, info: &DeviceInfo) -> Result<RusbInterface, Error> {
+        self.open_with(info, true)
+    }
+
+    fn open_to_look(&mut self, info: &DeviceInfo) -> Result<RusbInterface, Error> {
+        self.open_with(info, false)
+    }
+}
+
+impl RusbBus {
+    /// Opens the device and claims the interface. With `detach`, a kernel driver bound to it
+    /// is detached (and attached again on release); without, it makes the interface busy.
+    fn open_with(&mut self, info: &DeviceInfo, detach: bool) -> Result<RusbInterface, Error> {
         let (device, setting, eps) = self.locate(info)?;
         let err = |op| Self::device_error(&device, info.vid, info.pid, op);
+        // Access: the system does not let us open it (permissions; or pcscd runs as root and
+        // has it).
         let handle = device.open().map_err(err(UsbOperation::Open))?;
         let interface = info.interface;
         // A kernel driver bound to the interface (usbfs reports it on Linux) must let go.
         let detached = match handle.kernel_driver_active(interface) {
-            Ok(true) => {
+            Ok(true) if detach => {
                 handle
                     .detach_kernel_driver(interface)
                     .map_err(err(UsbOperation::DetachKernelDriver))?;
                 true
             }
+            Ok(true) => return Err(err(UsbOperation::Claim)(rusb::Error::Busy)),
             // NotSupported on platforms without kernel drivers to detach.
             Ok(false) | Err(_) => false,
         };
+        // Busy: another process holds the interface (pcscd's libccid claims its readers for
+        // as long as it runs).
         handle.claim_interface(interface).map_err(err(UsbOperation::Claim))?;
         if setting != 0 {
             handle.set_alternate_setting(interface, setting).map_err(err(UsbOperation::Claim))?;
@@ -441,9 +491,17 @@ impl CcidUsb for RusbInterface {
     }
 
     fn bulk_in(&mut self, timeout: Duration) -> Result<Vec<u8>, UsbFailure> {
+        self.bulk_in_started_within(timeout, timeout)?.ok_or(UsbFailure::Timeout)
+    }
+
+    fn bulk_in_started_within(
+        &mut self,
+        start: Duration,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, UsbFailure> {
         let (handle, endpoint) = (&self.handle, self.eps.bulk_in);
         let max = self.max_message.max(MAX_MESSAGE);
-        read_message(
+        read_message_started_within(
             |len, t| {
                 let mut buf = vec![0u8; len.min(max)];
                 let n = handle.read_bulk(endpoint, &mut buf, t).map_err(usb_failure)?;
@@ -451,6 +509,7 @@ impl CcidUsb for RusbInterface {
                 Ok(buf)
             },
             self.eps.bulk_in_packet,
+            start.max(MIN_TIMEOUT),
             timeout.max(MIN_TIMEOUT),
         )
     }
@@ -609,6 +668,41 @@ mod tests {
         let short = Duration::from_millis(20);
         assert_eq!(read_message(f, 64, short).unwrap_err(), UsbFailure::Timeout);
         assert!(started.elapsed() >= short);
+    }
+
+    #[test]
+    fn a_wait_in_slices_gives_up_only_before_a_message_starts() {
+        let slice = Duration::from_millis(5);
+        // Nothing within the slice: not an error, the caller waits again.
+        let (f, _) = script(vec![Err(UsbFailure::Timeout)]);
+        assert_eq!(read_message_started_within(f, 64, slice, T).unwrap(), None);
+        // Zero-length packets (QEMU 7.2's "nothing yet") until the slice ends: the same.
+        let (f, _) = script((0..10_000).map(|_| Ok(Vec::new())).collect());
+        let started = Instant::now();
+        assert_eq!(read_message_started_within(f, 64, slice, T).unwrap(), None);
+        assert!(started.elapsed() >= slice && started.elapsed() < T);
+        // A message that started within the slice has the whole timeout to complete: the
+        // first transfer waits at most the slice, the rest up to the timeout.
+        let m = message(200);
+        let timeouts = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let log = std::rc::Rc::clone(&timeouts);
+        let mut queue: VecDeque<Vec<u8>> = m.chunks(64).map(<[u8]>::to_vec).collect();
+        let f = move |len: usize, t: Duration| {
+            log.borrow_mut().push(t);
+            let p = queue.pop_front().ok_or(UsbFailure::Timeout)?;
+            assert!(p.len() <= len);
+            Ok(p)
+        };
+        assert_eq!(read_message_started_within(f, 64, slice, T).unwrap(), Some(m));
+        let timeouts = timeouts.borrow();
+        assert!(timeouts[0] <= slice, "{timeouts:?}");
+        assert!(timeouts[1..].iter().all(|t| *t > slice), "{timeouts:?}");
+        // With the slice as long as the timeout, nothing is a timeout, as read_message says.
+        let (f, _) = script(vec![]);
+        assert_eq!(read_message_started_within(f, 64, T, T).unwrap_err(), UsbFailure::Timeout);
+        // The rest of a started message never comes: a timeout, not "nothing yet".
+        let (f, _) = script(vec![Ok(message(100)[..64].to_vec())]);
+        assert_eq!(read_message_started_within(f, 64, slice, T).unwrap_err(), UsbFailure::Timeout);
     }
 
     #[test]

@@ -7,6 +7,17 @@
 //! [`Driver`] runs [`Slot`] engines over it: it moves bytes, applies the timeouts, and aborts a
 //! command the reader does not answer in time. Time is read here (a shell), never in the
 //! engine.
+//!
+//! **Card removal while an answer is awaited.** A reader may never answer the command pending
+//! when the card goes: QEMU 7.2's usb-ccid drops that answer (tests/qemu-ccid/README.md). So
+//! while the driver waits for an answer longer than [`DriverConfig::event_check`], it reads the
+//! interrupt pipe between waits of that length (over [`CcidUsb::bulk_in_started_within`], so no
+//! message is cut in two): a NotifySlotChange reporting the slot changed (card removed, or
+//! removed and another inserted) ends the wait at once with [`Error::CardAbsent`]. The
+//! notifications read there are kept and returned by the next [`Driver::poll_events`]. A
+//! GetSlotStatus cannot be asked instead: the slot engine has one command in flight per slot
+//! (answers are matched by bSeq) and a reader answers a second command to a busy slot with
+//! CMD_SLOT_BUSY, so readers without an interrupt endpoint wait for the answer or the deadline.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +40,22 @@ pub trait CcidUsb {
     /// Reads one CCID message from the bulk-in endpoint, reassembled from its packets, within
     /// `timeout`.
     fn bulk_in(&mut self, timeout: Duration) -> Result<Vec<u8>, UsbFailure>;
+    /// Like [`CcidUsb::bulk_in`], but returns `Ok(None)` when no message has started to arrive
+    /// within `start` (shorter than `timeout`): the driver then looks at the interrupt pipe and
+    /// waits again. A message whose first packet came within `start` has all of `timeout` to
+    /// complete, so a wait in slices never cuts a message in two.
+    ///
+    /// The default waits for the whole message within `timeout` (it never returns `Ok(None)`):
+    /// right for transports without partial messages or real waiting (the simulated reader),
+    /// which are then not read in slices.
+    fn bulk_in_started_within(
+        &mut self,
+        start: Duration,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, UsbFailure> {
+        let _ = start;
+        self.bulk_in(timeout).map(Some)
+    }
     /// Reads one interrupt-in message; [`UsbFailure::Timeout`] when none came.
     fn interrupt_in(&mut self, timeout: Duration) -> Result<Vec<u8>, UsbFailure>;
     /// A class request on the control pipe: an IN request returns what the device sent (at
@@ -55,6 +82,10 @@ pub struct DriverConfig {
     /// Read timeout and deadline while the reader waits for PIN entry (PC_to_RDR_Secure);
     /// libccid allows at least 90 s.
     pub pin_entry_timeout: Duration,
+    /// While an answer is awaited longer than this, the interrupt pipe is read between waits of
+    /// this length, and a change of the slot ends the wait (see the module documentation).
+    /// `None`: one wait per answer, the interrupt pipe is not read.
+    pub event_check: Option<Duration>,
     /// The slot engine configuration (its `slot` field is set per slot).
     pub slot: SlotConfig,
 }
@@ -67,6 +98,7 @@ impl Default for DriverConfig {
             write_timeout: Duration::from_secs(5),
             deadline: Duration::from_secs(30),
             pin_entry_timeout: Duration::from_secs(90),
+            event_check: Some(Duration::from_millis(100)),
             slot: SlotConfig::default(),
         }
     }
@@ -81,6 +113,18 @@ pub struct Driver<U: CcidUsb> {
     config: DriverConfig,
     /// One bSeq counter for the reader, shared by its slots (as libccid does).
     seq: u8,
+    /// Slot events read from the interrupt pipe while waiting for an answer, already applied
+    /// to the engines, not yet returned by [`Driver::poll_events`].
+    events: Vec<(u8, SlotEvent)>,
+}
+
+/// What one wait for a bulk-in answer brought.
+enum Received {
+    Message(Vec<u8>),
+    /// Nothing within the time.
+    Timeout,
+    /// The slot changed (its card went away) while the answer was awaited.
+    SlotChanged,
 }
 
 impl<U: CcidUsb> Driver<U> {
@@ -89,7 +133,7 @@ impl<U: CcidUsb> Driver<U> {
         let slots = (0..=descriptor.max_slot_index())
             .map(|i| Slot::new(&descriptor, SlotConfig { slot: i, ..config.slot }))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { usb, descriptor, slots, config, seq: 0 })
+        Ok(Self { usb, descriptor, slots, config, seq: 0, events: Vec::new() })
     }
 
     /// The USB side.
@@ -162,11 +206,18 @@ impl<U: CcidUsb> Driver<U> {
                 return Err(Error::Timeout { slot, command });
             };
             // No read outlasts the deadline of the whole operation.
-            let message = match self.usb.bulk_in(timeout.min(left)) {
-                Ok(m) => m,
-                Err(UsbFailure::Timeout) => {
+            let message = match self.receive(slot, timeout.min(left)) {
+                Ok(Received::Message(m)) => m,
+                Ok(Received::Timeout) => {
                     self.abort_quietly(slot);
                     return Err(Error::Timeout { slot, command });
+                }
+                Ok(Received::SlotChanged) => {
+                    // The reader may never answer (QEMU 7.2 drops the answer): no abort, a late
+                    // answer is discarded as stale by its bSeq.
+                    self.engine(slot)?.cancel();
+                    tracing::debug!(slot, %command, "CCID: slot changed while awaiting the answer");
+                    return Err(Error::CardAbsent { slot, command });
                 }
                 Err(failure) => {
                     self.engine(slot)?.cancel();
@@ -175,6 +226,66 @@ impl<U: CcidUsb> Driver<U> {
             };
             step = self.engine(slot)?.on_bulk_in(&message)?;
         }
+    }
+
+    /// Waits up to `budget` for the next bulk-in message; in slices of
+    /// [`DriverConfig::event_check`] with a look at the interrupt pipe in between, when the
+    /// transport waits in slices (see the module documentation).
+    fn receive(&mut self, slot: u8, budget: Duration) -> Result<Received, UsbFailure> {
+        let Some(check) = self.config.event_check.filter(|c| !c.is_zero() && *c < budget) else {
+            return match self.usb.bulk_in(budget) {
+                Ok(m) => Ok(Received::Message(m)),
+                Err(UsbFailure::Timeout) => Ok(Received::Timeout),
+                Err(failure) => Err(failure),
+            };
+        };
+        let until = Instant::now() + budget;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Received::Timeout);
+            }
+            match self.usb.bulk_in_started_within(check.min(left), left) {
+                Ok(Some(m)) => return Ok(Received::Message(m)),
+                Ok(None) => {}
+                Err(UsbFailure::Timeout) => return Ok(Received::Timeout),
+                Err(failure) => return Err(failure),
+            }
+            if self.slot_changed(slot) {
+                return Ok(Received::SlotChanged);
+            }
+        }
+    }
+
+    /// Reads the interrupt pipe without waiting, applies and keeps what it reports, and says
+    /// whether `slot` changed (card removed, or removed and another inserted). A failing
+    /// interrupt pipe is no change: the bulk-in wait goes on.
+    fn slot_changed(&mut self, slot: u8) -> bool {
+        let message = match self.usb.interrupt_in(Duration::from_millis(1)) {
+            Ok(m) => m,
+            Err(UsbFailure::Timeout) => return false,
+            Err(failure) => {
+                tracing::debug!("CCID: interrupt pipe while awaiting an answer: {failure}");
+                return false;
+            }
+        };
+        let events = match slot_events(&message) {
+            Ok(events) => events,
+            Err(err) => {
+                tracing::debug!("CCID: interrupt message while awaiting an answer: {err}");
+                return false;
+            }
+        };
+        let mut changed = false;
+        for (s, event) in events {
+            changed |=
+                s == slot && matches!(event, SlotEvent::CardRemoved | SlotEvent::CardInserted);
+            if let Some(engine) = self.slots.get_mut(usize::from(s)) {
+                engine.apply_event(event);
+            }
+            self.events.push((s, event));
+        }
+        changed
     }
 
     /// After a timeout: ABORT on the control pipe and PC_to_RDR_Abort (CCID §5.3.1), best
@@ -315,8 +426,12 @@ impl<U: CcidUsb> Driver<U> {
     }
 
     /// Reads the interrupt pipe once and applies what it says to the slots (a change ends the
-    /// session with the card). No message within `timeout` is no event.
+    /// session with the card). No message within `timeout` is no event. Events read while an
+    /// answer was awaited come first, without reading the pipe.
     pub fn poll_events(&mut self, timeout: Duration) -> Result<Vec<(u8, SlotEvent)>, Error> {
+        if !self.events.is_empty() {
+            return Ok(core::mem::take(&mut self.events));
+        }
         let message = match self.usb.interrupt_in(timeout) {
             Ok(m) => m,
             Err(UsbFailure::Timeout) => return Ok(Vec::new()),

@@ -62,14 +62,16 @@ enum Command {
         #[command(flatten)]
         reader: readers_cmd::ReaderArgs,
         /// Only the readers of this group: all, sim, vpcd, pcsc, ccid, or a group of the
-        /// configuration file ([groups] name = ["glob", ...] in ~/.config/scard/config.toml).
+        /// configuration file ([groups] name = ["glob", ...] in ~/.config/scard/config.toml),
+        /// listed in the group's order of preference.
         #[arg(long, value_name = "GROUP", default_value = "all")]
         group: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Connect to a card and show the reader, protocol and ATR.
+    /// Connect to a card and show the reader, protocol and ATR (--reader names the reader, or
+    /// group:<group> the first reader with a card in a reader group).
     Info {
         #[command(flatten)]
         reader: readers_cmd::ReaderArgs,

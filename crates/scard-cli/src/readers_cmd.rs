@@ -9,7 +9,7 @@ use scard_iso7816::hex;
 use scard_sim::{Card, Family, SimRng, state};
 use scard_transport::virtual_card::{VirtualBackend, VirtualCard};
 use scard_transport::vpcd::VpcdBackend;
-use scard_transport::{CardTransport, ReaderName, Registry, ShareMode, TransportError};
+use scard_transport::{CardTransport, ReaderName, Registry, ShareMode, TransportError, group_name};
 use serde::Serialize;
 
 use crate::{EXIT_BAD_INPUT, EXIT_FAILURE, Outcome, to_json};
@@ -18,8 +18,10 @@ use crate::{EXIT_BAD_INPUT, EXIT_FAILURE, Outcome, to_json};
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ReaderArgs {
     /// The reader: sim:<piv|openpgp|gids>[:<state file>], vpcd:<host>:<port>,
-    /// pcsc:<name or glob>, ccid:<vid>:<pid>[:<serial>] or ccid:*. Default: the first reader
-    /// with a card.
+    /// pcsc:<name or glob>, ccid:<vid>:<pid>[:<serial>] or ccid:*; or group:<group>, the first
+    /// reader with a card in that reader group (all, sim, vpcd, pcsc, ccid, or a group of the
+    /// configuration file, whose patterns are in order of preference; its sim: members without
+    /// wildcards are created). Default: the first reader with a card.
     #[arg(long, value_name = "READER")]
     pub(crate) reader: Option<String>,
     /// Seconds each exchange with the card may take.
@@ -92,7 +94,9 @@ fn open_sim(name: &ReaderName) -> Result<Box<dyn VirtualCard>, TransportError> {
 }
 
 /// The registry for a command: the sim: backend always; a vpcd: backend when the reader
-/// names one (it listens only while the command runs).
+/// names one (it listens only while the command runs). With `--reader group:<group>`, the
+/// group's members that are plain `sim:` names (no `*` or `?`) are created, as naming them
+/// with `--reader` would.
 pub(crate) fn registry(args: &ReaderArgs) -> Result<Registry, TransportError> {
     let mut registry = Registry::new();
     let config = crate::config::load().map_err(|reason| TransportError::BackendUnavailable {
@@ -103,7 +107,21 @@ pub(crate) fn registry(args: &ReaderArgs) -> Result<Registry, TransportError> {
         registry.define_group(&name, patterns)?;
     }
     registry.add(Box::new(VirtualBackend::with_factory(Box::new(open_sim))));
-    if let Some(name) = &args.reader {
+    let group = args.reader.as_deref().and_then(group_name);
+    if let Some(group) = group {
+        let members: Vec<String> = registry
+            .group_patterns(group)
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p.starts_with("sim:") && !p.contains(['*', '?']))
+            .cloned()
+            .collect();
+        for member in members {
+            // Connecting once creates the reader and its card; the card stays in it.
+            registry.connect(Some(&member), ShareMode::Shared)?;
+        }
+    }
+    if let Some(name) = args.reader.as_deref().filter(|_| group.is_none()) {
         if let ReaderName::Vpcd { host, port } = name.parse()? {
             registry.add(Box::new(VpcdBackend::listen(
                 &host,
@@ -162,10 +180,15 @@ pub(crate) fn readers(args: &ReaderArgs, group: &str, json: bool) -> Outcome {
         Err(err) => return Outcome::error(err.to_string(), status_of(&err)),
     };
     // A named sim: reader is created (and listed) by connecting to it once; a named vpcd:
-    // reader waits up to --wait for its virtual card to connect (no card in time: listed empty).
-    if let Some(name) = &args.reader {
+    // reader waits up to --wait for its virtual card to connect (no card in time: listed
+    // empty). The connection is held while the readers are listed, so a named ccid: reader
+    // shows the ATR it read (listing alone does not power USB cards on). A group's sim:
+    // members were created with the registry.
+    let mut _held = None;
+    if let Some(name) = args.reader.as_deref().filter(|n| group_name(n).is_none()) {
         match registry.connect(Some(name), ShareMode::Shared) {
-            Ok(_) | Err(TransportError::NoCard { .. }) => {}
+            Ok(transport) => _held = Some(transport),
+            Err(TransportError::NoCard { .. }) => {}
             Err(err) if name.starts_with("sim:") || name.starts_with("vpcd:") => {
                 return Outcome::error(err.to_string(), status_of(&err));
             }
@@ -181,8 +204,9 @@ pub(crate) fn readers(args: &ReaderArgs, group: &str, json: bool) -> Outcome {
             .iter()
             .map(|r| ReaderJson {
                 name: r.name.clone(),
-                card: r.atr.is_some(),
-                atr: r.atr.as_deref().map(hex::encode_upper),
+                card: r.has_card(),
+                // A card whose ATR was not read (a USB card nobody here powered on): null.
+                atr: r.known_atr().map(hex::encode_upper),
             })
             .collect(),
         unavailable: unavailable.iter().map(ToString::to_string).collect(),
@@ -195,9 +219,12 @@ pub(crate) fn readers(args: &ReaderArgs, group: &str, json: bool) -> Outcome {
         text.push_str("no readers (name one with --reader sim:piv, vpcd:127.0.0.1:35963, ...)\n");
     }
     for r in &report.readers {
-        match &r.atr {
-            Some(atr) => text.push_str(&format!("{}  card  ATR {atr}\n", r.name)),
-            None => text.push_str(&format!("{}  empty\n", r.name)),
+        match (&r.atr, r.card) {
+            (Some(atr), _) => text.push_str(&format!("{}  card  ATR {atr}\n", r.name)),
+            (None, true) => {
+                text.push_str(&format!("{}  card  ATR unknown (not powered)\n", r.name))
+            }
+            (None, false) => text.push_str(&format!("{}  empty\n", r.name)),
         }
     }
     for u in &report.unavailable {

@@ -45,12 +45,41 @@ pub enum TransportError {
     /// Another connection holds the card exclusively.
     #[error("{reader}: card in use by another connection")]
     Sharing { reader: String },
+    /// No reader of a group has a card (`group:<name>` instead of a reader name); `readers`
+    /// lists the group's readers, or says it has none.
+    #[error("no reader with a card in group {group} (its readers: {readers})")]
+    NoCardInGroup { group: String, readers: String },
+    /// Another driver or process holds the reader (pcscd's libccid has claimed the USB
+    /// interface), or the operating system denies access to it; `detail` says which.
+    #[error("{reader}: in use by another driver (pcscd?): {detail}")]
+    ReaderInUse { reader: String, detail: String },
 }
 
 impl TransportError {
     /// Whether the error means the card is gone or was reset (the caller's session is over).
     pub fn ends_session(&self) -> bool {
         matches!(self, Self::CardRemoved { .. } | Self::CardReset { .. } | Self::NoCard { .. })
+    }
+
+    /// The reader the error concerns, when it concerns one reader.
+    pub fn reader(&self) -> Option<&str> {
+        match self {
+            Self::NoCard { reader }
+            | Self::CardRemoved { reader }
+            | Self::CardReset { reader }
+            | Self::Timeout { reader, .. }
+            | Self::Protocol { reader, .. }
+            | Self::Io { reader, .. }
+            | Self::Unsupported { reader, .. }
+            | Self::Card { reader, .. }
+            | Self::Sharing { reader }
+            | Self::ReaderInUse { reader, .. } => Some(reader),
+            Self::InvalidName { .. }
+            | Self::UnknownReader { .. }
+            | Self::NoCardAnywhere { .. }
+            | Self::BackendUnavailable { .. }
+            | Self::NoCardInGroup { .. } => None,
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 //!   readers and connects to one.
 //! - [`Registry`]: the resource manager over all backends, resolving reader names
 //!   ([`ReaderName`]: `sim:<family>[:<state>]`, `vpcd:<host>:<port>`, `pcsc:<name or glob>`,
-//!   `ccid:<vid>:<pid>[:<serial>]` or `ccid:*`).
+//!   `ccid:<vid>:<pid>[:<serial>]` or `ccid:*`), and reader groups (`group:<name>`: the first
+//!   reader of the group with a card).
 //! - [`virtual_card`]: in-process virtual cards behind the [`virtual_card::VirtualCard`] trait.
 //! - [`vpcd`]: our stack listening as vsmartcard's vpcd does, for virtual cards over TCP.
 //!
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 pub use error::{TransportError, command_name};
 pub use name::{ReaderName, glob_match};
-pub use registry::{Backend, ReaderEvent, ReaderInfo, Registry};
+pub use registry::{Backend, GROUP_PREFIX, ReaderEvent, ReaderInfo, Registry, group_name};
 
 /// Default deadline of one exchange.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -60,9 +60,9 @@ impl FromStr for ReaderName {
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         let bad = |reason| TransportError::InvalidName { name: name.to_owned(), reason };
-        let (prefix, rest) = name
-            .split_once(':')
-            .ok_or_else(|| bad("expected sim:..., vpcd:HOST:PORT, pcsc:NAME or ccid:VID:PID"))?;
+        let (prefix, rest) = name.split_once(':').ok_or_else(|| {
+            bad("expected sim:..., vpcd:HOST:PORT, pcsc:NAME, ccid:VID:PID (or group:GROUP)")
+        })?;
         match prefix {
             "sim" => {
                 let (family, state) = match rest.split_once(':') {
