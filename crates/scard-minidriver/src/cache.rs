@@ -14,11 +14,14 @@ use crate::error::{CardError, Result};
 use crate::fs::CardCf;
 use crate::module::CardModule;
 
+/// A cached certificate (or its absence) and the counters it was read under.
+type Cached = (CardCf, Option<Vec<u8>>);
+
 /// Cached certificates.
 #[derive(Debug, Default)]
 pub struct FileCache {
     dir: Option<PathBuf>,
-    memory: HashMap<([u8; 16], u8), (CardCf, Option<Vec<u8>>)>,
+    memory: HashMap<([u8; 16], u8), Cached>,
     card_reads: u64,
 }
 

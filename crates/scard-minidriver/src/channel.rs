@@ -27,6 +27,8 @@ pub struct CardChannel {
     selected: Option<Vec<u8>>,
     authenticated: PinSet,
     stats: ChannelStats,
+    /// Outermost transactions begun so far.
+    transactions: u64,
 }
 
 impl std::fmt::Debug for CardChannel {
@@ -51,6 +53,7 @@ impl CardChannel {
             selected: None,
             authenticated: PinSet::NONE,
             stats: ChannelStats::default(),
+            transactions: 0,
         }
     }
 
@@ -84,8 +87,10 @@ impl CardChannel {
     pub fn set_limits(&mut self, mut limits: CardLimits) {
         if !self.transport.extended_length() {
             limits.extended_length = false;
-            limits.max_command_data = limits.max_command_data.min(scard_iso7816::apdu::MAX_SHORT_NC);
-            limits.max_response_data = limits.max_response_data.min(scard_iso7816::apdu::MAX_SHORT_NE);
+            limits.max_command_data =
+                limits.max_command_data.min(scard_iso7816::apdu::MAX_SHORT_NC);
+            limits.max_response_data =
+                limits.max_response_data.min(scard_iso7816::apdu::MAX_SHORT_NE);
         }
         self.limits = limits;
     }
@@ -100,9 +105,17 @@ impl CardChannel {
     pub fn begin(&mut self) -> Result<()> {
         if self.depth == 0 {
             self.transport.begin_transaction().map_err(|e| self.lost(e))?;
+            self.transactions += 1;
         }
         self.depth += 1;
         Ok(())
+    }
+
+    /// How many outermost transactions were begun on this channel: a profile that caches
+    /// card data validates it once per transaction (another application may have changed the
+    /// card between two), and this number tells one transaction from the next.
+    pub fn transaction_count(&self) -> u64 {
+        self.transactions
     }
 
     /// Ends one level of transaction.
@@ -221,7 +234,8 @@ impl CardChannel {
 
     fn transmit_raw(&mut self, cmd: &CommandApdu) -> Result<ResponseApdu> {
         self.stats.commands += 1;
-        scard_transport::exchange(self.transport.as_mut(), cmd, self.limits).map_err(|e| self.lost(e))
+        scard_transport::exchange(self.transport.as_mut(), cmd, self.limits)
+            .map_err(|e| self.lost(e))
     }
 
     /// Drops session state on errors that end it.

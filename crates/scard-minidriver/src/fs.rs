@@ -195,8 +195,7 @@ impl ContainerMapRecord {
         if container.default {
             flags |= CONTAINER_MAP_DEFAULT;
         }
-        let (sig_key_bits, kx_key_bits) =
-            if spec.is_exchange() { (0, bits) } else { (bits, 0) };
+        let (sig_key_bits, kx_key_bits) = if spec.is_exchange() { (0, bits) } else { (bits, 0) };
         Self { name: container.name.clone(), flags, sig_key_bits, kx_key_bits }
     }
 
@@ -208,9 +207,8 @@ impl ContainerMapRecord {
     /// Encodes 86 bytes (a name longer than 39 UTF-16 units is cut).
     pub fn encode(&self) -> [u8; 86] {
         let mut out = [0u8; 86];
-        for (slot, unit) in out
-            .chunks_exact_mut(2)
-            .zip(self.name.encode_utf16().take(Self::NAME_UNITS - 1))
+        for (slot, unit) in
+            out.chunks_exact_mut(2).zip(self.name.encode_utf16().take(Self::NAME_UNITS - 1))
         {
             slot.copy_from_slice(&unit.to_le_bytes());
         }
@@ -228,7 +226,8 @@ impl ContainerMapRecord {
 
     /// Decodes one 86-byte record.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let bad = |reason: String| CardError::Malformed { operation: "reading mscp/cmapfile", reason };
+        let bad =
+            |reason: String| CardError::Malformed { operation: "reading mscp/cmapfile", reason };
         if bytes.len() != Self::LEN {
             return Err(bad(format!("record of {} bytes, expected 86", bytes.len())));
         }
@@ -236,10 +235,16 @@ impl ContainerMapRecord {
             .get(..80)
             .unwrap_or_default()
             .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0)]))
+            .map(|c| {
+                u16::from_le_bytes([
+                    c.first().copied().unwrap_or(0),
+                    c.get(1).copied().unwrap_or(0),
+                ])
+            })
             .take_while(|&u| u != 0)
             .collect();
-        let name = String::from_utf16(&units).map_err(|_| bad("container name is not UTF-16".into()))?;
+        let name =
+            String::from_utf16(&units).map_err(|_| bad("container name is not UTF-16".into()))?;
         let byte = |i: usize| bytes.get(i).copied().unwrap_or(0);
         Ok(Self {
             name,
@@ -290,15 +295,17 @@ pub fn compress_certificate(der: &[u8]) -> Result<Vec<u8>> {
     let mut out = vec![0x01, 0x00];
     out.extend_from_slice(&len.to_le_bytes());
     let mut enc = flate2::write::ZlibEncoder::new(out, flate2::Compression::best());
-    enc.write_all(der)
-        .and_then(|_| enc.finish())
-        .map_err(|e| CardError::Crypto { operation: "compressing a certificate", reason: e.to_string() })
+    enc.write_all(der).and_then(|_| enc.finish()).map_err(|e| CardError::Crypto {
+        operation: "compressing a certificate",
+        reason: e.to_string(),
+    })
 }
 
 /// The DER of a kxc/ksc file: compressed files (flag 01 00) are inflated and their length
 /// checked; anything starting with a DER SEQUENCE is returned as it is.
 pub fn decompress_certificate(file: &[u8]) -> Result<Vec<u8>> {
-    let bad = |reason: String| CardError::Malformed { operation: "reading a certificate file", reason };
+    let bad =
+        |reason: String| CardError::Malformed { operation: "reading a certificate file", reason };
     match file {
         [0x01, 0x00, l0, l1, stream @ ..] => {
             let len = usize::from(u16::from_le_bytes([*l0, *l1]));
@@ -383,7 +390,11 @@ mod tests {
 
     #[test]
     fn cmapfile_records() {
-        let cs = [container(0, Some(KeySpec::Exchange), true), container(2, Some(KeySpec::Signature), false), container(1, None, false)];
+        let cs = [
+            container(0, Some(KeySpec::Exchange), true),
+            container(2, Some(KeySpec::Signature), false),
+            container(1, None, false),
+        ];
         let file = encode_cmapfile(&cs);
         assert_eq!(file.len(), 3 * 86);
         let records = decode_cmapfile(&file).unwrap();
@@ -405,7 +416,10 @@ mod tests {
         assert_eq!(FilePath::parse("/mscp/KXC01").unwrap(), FilePath::KeyExchangeCert(1));
         assert_eq!(FilePath::parse("mscp/ksc0a").unwrap(), FilePath::SignatureCert(10));
         assert_eq!(FilePath::parse("cardcf").unwrap(), FilePath::CardCf);
-        assert_eq!(FilePath::parse("mscp/kxc1").unwrap(), FilePath::Other(Some("mscp".into()), "kxc1".into()));
+        assert_eq!(
+            FilePath::parse("mscp/kxc1").unwrap(),
+            FilePath::Other(Some("mscp".into()), "kxc1".into())
+        );
         assert!(FilePath::parse("a/b/c").is_err());
         assert!(FilePath::parse("toolongname").is_err());
         assert_eq!(FilePath::KeyExchangeCert(3).name(), "mscp/kxc03");
@@ -413,7 +427,8 @@ mod tests {
 
     #[test]
     fn certificate_compression_roundtrip() {
-        let der: Vec<u8> = std::iter::once(0x30).chain((0..1000u32).map(|i| (i % 7) as u8)).collect();
+        let der: Vec<u8> =
+            std::iter::once(0x30).chain((0..1000u32).map(|i| (i % 7) as u8)).collect();
         let file = compress_certificate(&der).unwrap();
         assert_eq!(&file[..4], &[0x01, 0x00, (der.len() & 0xFF) as u8, (der.len() >> 8) as u8]);
         assert!(file.len() < der.len());

@@ -177,16 +177,18 @@ impl CardModel {
             let line = e.span().map_or(1, |s| line_of(text, s.start));
             let message = e.message().to_owned();
             // serde names the field in its message ("unknown field `x`", "missing field `y`").
-            let field = message
-                .split('`')
-                .nth(1)
-                .map_or_else(|| "(file)".to_owned(), str::to_owned);
+            let field =
+                message.split('`').nth(1).map_or_else(|| "(file)".to_owned(), str::to_owned);
             CardError::Model { file: source.to_owned(), line, field, reason: message }
         })?;
 
         let family = file.family.get_ref().trim().to_ascii_lowercase();
         if family.is_empty() || !family.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(at(file.family.span(), "family", "a family is a short lower-case name like \"piv\"".into()));
+            return Err(at(
+                file.family.span(),
+                "family",
+                "a family is a short lower-case name like \"piv\"".into(),
+            ));
         }
         if file.name.get_ref().trim().is_empty() {
             return Err(at(file.name.span(), "name", "empty".into()));
@@ -198,12 +200,17 @@ impl CardModel {
             let value = scard_iso7816::hex::decode_lenient(a.value.get_ref())
                 .map_err(|e| at(a.value.span(), &field, format!("not hex: {e}")))?;
             if value.len() < 2 || value.len() > 33 {
-                return Err(at(a.value.span(), &field, format!("{} bytes; an ATR has 2 to 33", value.len())));
+                return Err(at(
+                    a.value.span(),
+                    &field,
+                    format!("{} bytes; an ATR has 2 to 33", value.len()),
+                ));
             }
             let mask = match &a.mask {
                 Some(m) => {
-                    let mask = scard_iso7816::hex::decode_lenient(m.get_ref())
-                        .map_err(|e| at(m.span(), &format!("atr[{i}].mask"), format!("not hex: {e}")))?;
+                    let mask = scard_iso7816::hex::decode_lenient(m.get_ref()).map_err(|e| {
+                        at(m.span(), &format!("atr[{i}].mask"), format!("not hex: {e}"))
+                    })?;
                     if mask.len() != value.len() {
                         return Err(at(
                             m.span(),
@@ -218,7 +225,11 @@ impl CardModel {
             atrs.push(AtrPattern { value, mask });
         }
         if atrs.is_empty() && !file.generic {
-            return Err(at(0..0, "atr", "a model needs at least one [[atr]] unless generic = true".into()));
+            return Err(at(
+                0..0,
+                "atr",
+                "a model needs at least one [[atr]] unless generic = true".into(),
+            ));
         }
 
         let mut limits = CardLimits::default();
@@ -234,13 +245,21 @@ impl CardModel {
         limits.max_response_data = max_ne;
         if let Some(n) = &file.limits.max_command_data {
             if *n.get_ref() == 0 || *n.get_ref() > max_nc {
-                return Err(at(n.span(), "limits.max_command_data", format!("{} (1..={max_nc})", n.get_ref())));
+                return Err(at(
+                    n.span(),
+                    "limits.max_command_data",
+                    format!("{} (1..={max_nc})", n.get_ref()),
+                ));
             }
             limits.max_command_data = *n.get_ref();
         }
         if let Some(n) = &file.limits.max_response_data {
             if *n.get_ref() == 0 || *n.get_ref() > max_ne {
-                return Err(at(n.span(), "limits.max_response_data", format!("{} (1..={max_ne})", n.get_ref())));
+                return Err(at(
+                    n.span(),
+                    "limits.max_response_data",
+                    format!("{} (1..={max_ne})", n.get_ref()),
+                ));
             }
             limits.max_response_data = *n.get_ref();
         }
@@ -257,8 +276,16 @@ impl CardModel {
             }
             Ok(PinRules { min_len: min, max_len: max, pad: p.pad.as_ref().map(|b| *b.get_ref()) })
         };
-        let user_pin = pin_rules(&file.user_pin, "user_pin", PinRules { min_len: 4, max_len: 127, pad: None })?;
-        let admin_pin = pin_rules(&file.admin_pin, "admin_pin", PinRules { min_len: 4, max_len: 127, pad: None })?;
+        let user_pin = pin_rules(
+            &file.user_pin,
+            "user_pin",
+            PinRules { min_len: 4, max_len: 127, pad: None },
+        )?;
+        let admin_pin = pin_rules(
+            &file.admin_pin,
+            "admin_pin",
+            PinRules { min_len: 4, max_len: 127, pad: None },
+        )?;
 
         let mut containers = Vec::new();
         for (i, c) in file.keys.containers.iter().enumerate() {
@@ -266,7 +293,11 @@ impl CardModel {
             match r.as_deref() {
                 Some([b]) => containers.push(*b),
                 _ => {
-                    return Err(at(c.span(), &format!("keys.containers[{i}]"), format!("{:?} is not a one-byte hex key reference", c.get_ref())));
+                    return Err(at(
+                        c.span(),
+                        &format!("keys.containers[{i}]"),
+                        format!("{:?} is not a one-byte hex key reference", c.get_ref()),
+                    ));
                 }
             }
         }
@@ -333,7 +364,9 @@ impl ModelSet {
             let source = path.display().to_string();
             match std::fs::read_to_string(&path) {
                 Ok(text) => self.add_toml(&source, &text),
-                Err(source_err) => self.errors.push(CardError::Io { path: source, source: source_err }),
+                Err(source_err) => {
+                    self.errors.push(CardError::Io { path: source, source: source_err })
+                }
             }
         }
     }
@@ -373,7 +406,9 @@ pub fn user_model_dir() -> Option<std::path::PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config"))
+        })?;
     Some(base.join("scard").join("cards"))
 }
 
@@ -448,7 +483,9 @@ algorithms = ["rsa2048", "p256"]
         set.add_toml("loose.toml", GOOD);
         set.add_toml(
             "exact.toml",
-            &GOOD.replace("Test card", "Exact").replace("mask  = \"FF FF FF FF 00 00 00 00 00 00 00 00 00\"", ""),
+            &GOOD
+                .replace("Test card", "Exact")
+                .replace("mask  = \"FF FF FF FF 00 00 00 00 00 00 00 00 00\"", ""),
         );
         let atr = [0x3B, 0x88, 0x80, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x09];
         assert_eq!(set.by_atr(&atr).unwrap().name, "Exact");

@@ -8,7 +8,9 @@
 
 use crate::channel::CardChannel;
 use crate::error::{CardError, Result};
-use crate::fs::{CardCf, FileInfo, FilePath, compress_certificate, decompress_certificate, encode_cmapfile};
+use crate::fs::{
+    CardCf, FileInfo, FilePath, compress_certificate, decompress_certificate, encode_cmapfile,
+};
 use crate::model::CardModel;
 use crate::types::{
     CardProperties, ContainerInfo, DecryptPadding, KeyAlgorithm, Pin, PinId, PinInfo, PinSet,
@@ -175,15 +177,19 @@ pub trait CardModule: Send + std::fmt::Debug {
                 let der = decompress_certificate(data)?;
                 self.put_certificate(*i, Some(&der))
             }
-            _ => Err(self.unsupported(&format!("writing {} (synthesized from card objects)", path.name()))),
+            _ => Err(self
+                .unsupported(&format!("writing {} (synthesized from card objects)", path.name()))),
         }
     }
 
     /// Deletes a file (CardDeleteFile). A synthesized file system deletes certificate files only.
     fn delete_file(&mut self, path: &FilePath) -> Result<()> {
         match path {
-            FilePath::KeyExchangeCert(i) | FilePath::SignatureCert(i) => self.put_certificate(*i, None),
-            _ => Err(self.unsupported(&format!("deleting {} (synthesized from card objects)", path.name()))),
+            FilePath::KeyExchangeCert(i) | FilePath::SignatureCert(i) => {
+                self.put_certificate(*i, None)
+            }
+            _ => Err(self
+                .unsupported(&format!("deleting {} (synthesized from card objects)", path.name()))),
         }
     }
 

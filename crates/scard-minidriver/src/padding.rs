@@ -40,7 +40,12 @@ fn mgf1_xor(hash: HashAlg, seed: &[u8], out: &mut [u8]) {
 
 /// EMSA-PSS-ENCODE (RFC 8017 §9.1.1) of a digest `m_hash` for a modulus of `mod_bits` bits,
 /// MGF1 with the same hash, a random salt of `salt_len` bytes, trailer BC.
-pub fn pss_encode(hash: HashAlg, m_hash: &[u8], salt_len: usize, mod_bits: usize) -> Result<Vec<u8>> {
+pub fn pss_encode(
+    hash: HashAlg,
+    m_hash: &[u8],
+    salt_len: usize,
+    mod_bits: usize,
+) -> Result<Vec<u8>> {
     if m_hash.len() != hash.len() {
         return Err(bad(format!("{} bytes, a {hash:?} digest has {}", m_hash.len(), hash.len())));
     }
@@ -48,7 +53,9 @@ pub fn pss_encode(hash: HashAlg, m_hash: &[u8], salt_len: usize, mod_bits: usize
     let em_len = em_bits.div_ceil(8);
     let h_len = hash.len();
     if em_len < h_len + salt_len + 2 {
-        return Err(bad(format!("salt of {salt_len} bytes does not fit a {mod_bits}-bit key with {hash:?}")));
+        return Err(bad(format!(
+            "salt of {salt_len} bytes does not fit a {mod_bits}-bit key with {hash:?}"
+        )));
     }
     let mut salt = vec![0u8; salt_len];
     OsRng.fill_bytes(&mut salt);
@@ -80,7 +87,10 @@ pub fn pss_encode(hash: HashAlg, m_hash: &[u8], salt_len: usize, mod_bits: usize
 
 /// RSAES-PKCS1-v1_5 decoding (RFC 8017 §7.2.2 step 3) of a raw decryption block.
 pub fn pkcs1_v15_decrypt_unpad(block: &[u8]) -> Result<Secret> {
-    let err = || CardError::Crypto { operation: "decrypt", reason: "PKCS#1 v1.5 padding check failed".into() };
+    let err = || CardError::Crypto {
+        operation: "decrypt",
+        reason: "PKCS#1 v1.5 padding check failed".into(),
+    };
     match block {
         [0x00, 0x02, rest @ ..] => {
             let sep = rest.iter().position(|&b| b == 0).ok_or_else(err)?;
@@ -168,7 +178,9 @@ mod tests {
         let block = raw_private(&k, &ct);
         assert_eq!(pkcs1_v15_decrypt_unpad(&block).unwrap().expose(), b"secret");
 
-        let ct = pubk.encrypt(&mut OsRng, rsa::Oaep::new_with_label::<sha2::Sha256, _>("lbl"), b"x").unwrap();
+        let ct = pubk
+            .encrypt(&mut OsRng, rsa::Oaep::new_with_label::<sha2::Sha256, _>("lbl"), b"x")
+            .unwrap();
         let block = raw_private(&k, &ct);
         assert_eq!(oaep_unpad(&block, HashAlg::Sha256, b"lbl").unwrap().expose(), b"x");
         assert!(oaep_unpad(&block, HashAlg::Sha256, b"other").is_err());

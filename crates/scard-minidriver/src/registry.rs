@@ -9,6 +9,10 @@ use crate::error::{CardError, Result};
 use crate::model::{CardModel, ModelSet};
 use crate::module::CardModule;
 
+/// The model quirk saying its ATR does not identify the application (a multi-application
+/// token, a virtual reader's generic ATR): the registry confirms the family by probing.
+pub const SHARED_ATR: &str = "shared-atr";
+
 /// A card family: what a profile crate registers.
 #[derive(Debug, Clone, Copy)]
 pub struct Family {
@@ -75,33 +79,87 @@ impl ProfileRegistry {
     /// registered.
     pub fn identify(&self, atr: &[u8]) -> Option<&CardModel> {
         let known = |m: &&CardModel| self.families.iter().any(|f| f.name == m.family);
-        self.user
-            .by_atr(atr)
-            .filter(known)
-            .or_else(|| self.builtin.by_atr(atr).filter(known))
+        self.user.by_atr(atr).filter(known).or_else(|| self.builtin.by_atr(atr).filter(known))
     }
 
     fn generic(&self, family: &str) -> Option<&CardModel> {
         self.user.generic(family).or_else(|| self.builtin.generic(family))
     }
 
-    /// Opens a card: by ATR when a model names it (no probing of other applications), else by
-    /// asking each family in turn.
-    pub fn open(&self, transport: Box<dyn CardTransport>) -> Result<Box<dyn CardModule>> {
-        let mut channel = CardChannel::new(transport);
-        if let Some(model) = self.identify(channel.atr()) {
-            if let Some(family) = self.families.iter().find(|f| f.name == model.family) {
-                tracing::debug!("{}: card model {:?} from {}", channel.reader(), model.name, model.source);
-                return (family.open)(channel, model.clone());
+    /// The models an ATR names, at most one per registered family: [`ProfileRegistry::identify`]'s
+    /// first, then the best match of each other family (most specific first).
+    pub fn candidates(&self, atr: &[u8]) -> Vec<&CardModel> {
+        let Some(first) = self.identify(atr) else { return Vec::new() };
+        let mut best: Vec<(&CardModel, u32)> = Vec::new();
+        for m in self.models() {
+            if m.family == first.family || !self.families.iter().any(|f| f.name == m.family) {
+                continue;
+            }
+            let Some(score) = m.match_atr(atr) else { continue };
+            match best.iter_mut().find(|(b, _)| b.family == m.family) {
+                Some(entry) if score > entry.1 => *entry = (m, score),
+                Some(_) => {}
+                None => best.push((m, score)),
             }
         }
+        best.sort_by_key(|b| std::cmp::Reverse(b.1));
+        std::iter::once(first).chain(best.into_iter().map(|(m, _)| m)).collect()
+    }
+
+    /// Opens a card: by ATR when a model names it (no probing of other applications), else by
+    /// asking each family in turn. When the ATR is claimed by models of several families, or
+    /// the model says its ATR is shared ([`SHARED_ATR`]: a multi-application token, or a
+    /// virtual reader's generic ATR), the claiming families are probed in turn (the probe is
+    /// the family's own SELECT, which the profile then does not repeat).
+    pub fn open(&self, transport: Box<dyn CardTransport>) -> Result<Box<dyn CardModule>> {
+        let mut channel = CardChannel::new(transport);
+        let candidates = self.candidates(channel.atr());
         let mut probed = Vec::new();
+        match candidates.as_slice() {
+            [] => {}
+            [model] if !model.has_quirk(SHARED_ATR) => {
+                if let Some(family) = self.families.iter().find(|f| f.name == model.family) {
+                    tracing::debug!(
+                        "{}: card model {:?} from {}",
+                        channel.reader(),
+                        model.name,
+                        model.source
+                    );
+                    return (family.open)(channel, (*model).clone());
+                }
+            }
+            several => {
+                for model in several {
+                    let Some(family) = self.families.iter().find(|f| f.name == model.family) else {
+                        continue;
+                    };
+                    probed.push(family.name);
+                    if channel.in_transaction(|ch| (family.probe)(ch))? {
+                        tracing::debug!(
+                            "{}: card model {:?} from {} (shared ATR; the {} application answered)",
+                            channel.reader(),
+                            model.name,
+                            model.source,
+                            family.name
+                        );
+                        return (family.open)(channel, (*model).clone());
+                    }
+                }
+            }
+        }
         for family in &self.families {
+            if probed.contains(&family.name) {
+                continue;
+            }
             let Some(model) = self.generic(family.name) else { continue };
             probed.push(family.name);
             let found = channel.in_transaction(|ch| (family.probe)(ch))?;
             if found {
-                tracing::debug!("{}: no model for the ATR; the {} application answered", channel.reader(), family.name);
+                tracing::debug!(
+                    "{}: no model for the ATR; the {} application answered",
+                    channel.reader(),
+                    family.name
+                );
                 return (family.open)(channel, model.clone());
             }
         }
@@ -112,7 +170,11 @@ impl ProfileRegistry {
     }
 
     /// Opens a card as a given model (a vendor's `--profile FILE` in the conformance suite).
-    pub fn open_as(&self, transport: Box<dyn CardTransport>, model: CardModel) -> Result<Box<dyn CardModule>> {
+    pub fn open_as(
+        &self,
+        transport: Box<dyn CardTransport>,
+        model: CardModel,
+    ) -> Result<Box<dyn CardModule>> {
         let family = self.families.iter().find(|f| f.name == model.family).ok_or_else(|| {
             CardError::UnknownCard {
                 atr: scard_iso7816::hex::encode_upper(transport.atr()),
