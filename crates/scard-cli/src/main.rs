@@ -14,8 +14,11 @@ use clap::{Parser, Subcommand};
 
 mod apdu_cmd;
 mod atr_cmd;
+mod card_cmd;
 mod config;
+mod profiles;
 mod readers_cmd;
+mod secrets;
 mod sim_cmd;
 
 /// Exit status for input that could not be decoded.
@@ -79,6 +82,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Verify, change or unblock a PIN.
+    #[command(subcommand)]
+    Pin(card_cmd::PinCommand),
+    /// Generate a key pair on the card in a container (authenticates as admin).
+    Keygen(card_cmd::KeygenArgs),
+    /// Import, export or delete a container's certificate.
+    #[command(subcommand)]
+    Cert(card_cmd::CertCommand),
+    /// Sign data with a container's key (the data is hashed on the host).
+    Sign(card_cmd::SignArgs),
+    /// Decrypt a cryptogram with a container's RSA key.
+    Decrypt(card_cmd::DecryptArgs),
+    /// ECDH: agree a shared secret with a container's EC key and a peer's public key.
+    Agree(card_cmd::AgreeArgs),
 }
 
 /// The outcome of a command: what to print and how to exit. A non-zero status with human
@@ -107,6 +124,12 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Readers { reader, group, json } => readers_cmd::readers(reader, group, *json),
         Command::Info { reader, json } => readers_cmd::info(reader, *json),
+        Command::Pin(command) => card_cmd::pin(command),
+        Command::Keygen(args) => card_cmd::keygen(args),
+        Command::Cert(command) => card_cmd::cert(command),
+        Command::Sign(args) => card_cmd::sign(args),
+        Command::Decrypt(args) => card_cmd::decrypt(args),
+        Command::Agree(args) => card_cmd::agree(args),
     };
     let written = if outcome.is_error_message() {
         writeln!(std::io::stderr().lock(), "{}", outcome.text.trim_end())

@@ -241,6 +241,10 @@ struct InfoJson {
     protocols_offered: Vec<u8>,
     historical: String,
     atr_error: Option<String>,
+    /// What the card's profile reports (no PIN needed); null when no profile knows the card.
+    card: Option<crate::card_cmd::CardJson>,
+    /// Why the card part is missing.
+    card_error: Option<String>,
 }
 
 /// `scard info`: what the reader and the card's ATR say.
@@ -249,23 +253,45 @@ pub(crate) fn info(args: &ReaderArgs, json: bool) -> Outcome {
         Ok(t) => t,
         Err(err) => return Outcome::error(err.to_string(), status_of(&err)),
     };
-    let atr = Atr::parse(transport.atr());
-    let report = InfoJson {
+    let atr_bytes = transport.atr().to_vec();
+    let atr = Atr::parse(&atr_bytes);
+    let mut report = InfoJson {
         reader: transport.reader().to_owned(),
         protocol: format!("{:?}", transport.protocol()),
-        atr: hex::encode_upper(transport.atr()),
+        atr: hex::encode_upper(&atr_bytes),
         protocols_offered: atr.as_ref().map(|a| a.protocols().to_vec()).unwrap_or_default(),
         historical: atr.as_ref().map(|a| hex::encode_upper(a.historical())).unwrap_or_default(),
         atr_error: atr.as_ref().err().map(ToString::to_string),
+        card: None,
+        card_error: None,
     };
+    // The card section, through the profile registry (model by ATR, else by probing). A card
+    // no profile knows is not a failure of `info`; a card that fails its profile is.
+    let mut status = 0;
+    match crate::profiles::registry().open(transport) {
+        Ok(mut card) => match crate::card_cmd::card_report(card.as_mut()) {
+            Ok(c) => report.card = Some(c),
+            Err(err) => {
+                status = crate::EXIT_FAILURE;
+                report.card_error = Some(err.to_string());
+            }
+        },
+        Err(err @ scard_minidriver::CardError::UnknownCard { .. }) => {
+            report.card_error = Some(err.to_string());
+        }
+        Err(err) => {
+            status = crate::EXIT_FAILURE;
+            report.card_error = Some(err.to_string());
+        }
+    }
     if json {
-        return to_json(&report, 0);
+        return to_json(&report, status);
     }
     let mut text = format!(
         "Reader       {}\nProtocol     {}\nATR          {}\n",
         report.reader,
         report.protocol,
-        hex::encode_spaced(transport.atr())
+        hex::encode_spaced(&atr_bytes)
     );
     match &atr {
         Ok(a) => {
@@ -278,6 +304,17 @@ pub(crate) fn info(args: &ReaderArgs, json: bool) -> Outcome {
         }
         Err(err) => text.push_str(&format!("ATR error    {err}\n")),
     }
-    text.push_str("(`scard atr <ATR>` decodes the ATR in full)\n");
-    Outcome { text, status: 0 }
+    match (&report.card, &report.card_error) {
+        (Some(card), _) => text.push_str(&crate::card_cmd::card_text(card)),
+        (None, Some(err)) if status == 0 => {
+            text.push_str(&format!("Card model   unknown: {err}\n"))
+        }
+        (None, Some(err)) => text.push_str(&format!("Card error   {err}\n")),
+        (None, None) => {}
+    }
+    if status != 0 {
+        // The error goes to standard error with the report before it.
+        return Outcome { text: format!("{text}error: reading the card failed"), status };
+    }
+    Outcome { text, status }
 }

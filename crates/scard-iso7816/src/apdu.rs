@@ -99,9 +99,12 @@ named_values! {
 impl Ins {
     /// Whether command data of this instruction may hold a secret (a PIN, a PUK, a reference
     /// value, an authentication witness): such data is blanked in `Debug` and traces.
-    /// DESIGN.md: VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, GENERAL AUTHENTICATE.
+    /// DESIGN.md: VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER, GENERAL AUTHENTICATE,
+    /// key import: PUT DATA (DA / DB: OpenPGP 3.4 §4.4.3.12 and GIDS private-key import, new
+    /// admin keys) and the YubiKey PIV extensions IMPORT ASYMMETRIC KEY (FE) and SET
+    /// MANAGEMENT KEY (FF). A PUT DATA of a certificate is blanked too: the trace cannot tell.
     pub const fn carries_secret(self) -> bool {
-        matches!(self.0, 0x20 | 0x21 | 0x24 | 0x2C | 0x86 | 0x87 | 0x82)
+        matches!(self.0, 0x20 | 0x21 | 0x24 | 0x2C | 0x86 | 0x87 | 0x82 | 0xDA | 0xDB | 0xFE | 0xFF)
     }
 }
 

@@ -104,7 +104,17 @@ impl CardChannel {
     /// released when the outermost ends).
     pub fn begin(&mut self) -> Result<()> {
         if self.depth == 0 {
-            self.transport.begin_transaction().map_err(|e| self.lost(e))?;
+            match self.transport.begin_transaction() {
+                Ok(()) => {}
+                // Another application reset the card since our last transaction: the notice
+                // arrives here. The session state is dropped (`lost`) and the transaction
+                // begins on the reset card; the next command selects the application again.
+                Err(err @ TransportError::CardReset { .. }) => {
+                    let _ = self.lost(err);
+                    self.transport.begin_transaction().map_err(|e| self.lost(e))?;
+                }
+                Err(err) => return Err(self.lost(err)),
+            }
             self.transactions += 1;
         }
         self.depth += 1;
@@ -201,9 +211,11 @@ impl CardChannel {
     /// AUTHENTICATE, GENERATE ASYMMETRIC KEY PAIR, PUT DATA), which fails with
     /// [`CardError::CardReset`] so the caller authenticates again first.
     pub fn transmit(&mut self, operation: &'static str, cmd: &CommandApdu) -> Result<ResponseApdu> {
+        // The reset notice clears the selection (`lost`): remember what was selected.
+        let selected = self.selected.clone();
         match self.transmit_raw(cmd) {
             Err(CardError::Transport(TransportError::CardReset { .. })) => {
-                let Some(aid) = self.selected.take() else {
+                let Some(aid) = selected else {
                     return self.transmit_raw(cmd);
                 };
                 if needs_auth_state(cmd.ins().0) {

@@ -1,0 +1,819 @@
+//! Card commands over the minidriver layer: the card section of `scard info`, `scard pin`,
+//! `scard keygen`, `scard cert`, `scard sign`, `scard decrypt`, `scard agree`.
+//!
+//! Every command opens the card through the profile registry (card model by ATR, else by
+//! probing), does its work inside one transaction, and never retries a failed VERIFY.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use scard_minidriver::{
+    CardError, CardModule, ContainerInfo, DecryptPadding, HashAlg, KeyAlgorithm, KeySpec, Pin,
+    PinId, PinInfo, PinType, PublicKey, SignPadding, SignRequest, with_transaction,
+};
+use serde::Serialize;
+
+use crate::readers_cmd::{self, ReaderArgs};
+use crate::secrets::Secrets;
+use crate::{EXIT_BAD_INPUT, EXIT_FAILURE, Outcome};
+
+/// Where the user PIN comes from.
+#[derive(Debug, Args)]
+pub(crate) struct PinArgs {
+    /// Read the PIN from this environment variable (else: standard input when it is not a
+    /// terminal, else a prompt with echo off). PINs are never taken from the command line.
+    #[arg(long, value_name = "VAR")]
+    pin_env: Option<String>,
+}
+
+/// Where the admin credential comes from.
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    /// Read the admin credential from this environment variable: the PIV management key in
+    /// hex, the OpenPGP admin PIN (PW3), the GIDS admin key in hex (else standard input or a
+    /// prompt).
+    #[arg(long, value_name = "VAR")]
+    admin_env: Option<String>,
+    /// Cards whose writes also need the user PIN (GIDS: the user owns the key containers)
+    /// read it from this environment variable (else standard input or a prompt), asked only
+    /// when the card says so.
+    #[arg(long, value_name = "VAR")]
+    pin_env: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PinCommand {
+    /// Verify a PIN (and show the tries left).
+    Verify {
+        #[command(flatten)]
+        reader: ReaderArgs,
+        /// PIN id: 1 user, 2 admin, 3-7 card-specific (scard info lists them).
+        #[arg(long, default_value_t = 1)]
+        pin_id: u8,
+        #[command(flatten)]
+        pin: PinArgs,
+    },
+    /// Change a PIN: the old value, then the new one.
+    Change {
+        #[command(flatten)]
+        reader: ReaderArgs,
+        #[arg(long, default_value_t = 1)]
+        pin_id: u8,
+        #[command(flatten)]
+        pin: PinArgs,
+        /// Read the new PIN from this environment variable.
+        #[arg(long, value_name = "VAR")]
+        new_pin_env: Option<String>,
+    },
+    /// Unblock a PIN with the unblock code (PUK, resetting code) or admin credential the card
+    /// uses, and set a new value.
+    Unblock {
+        #[command(flatten)]
+        reader: ReaderArgs,
+        #[arg(long, default_value_t = 1)]
+        pin_id: u8,
+        /// Read the unblock code (PUK / admin PIN / admin key) from this environment variable.
+        #[arg(long, value_name = "VAR")]
+        unblock_env: Option<String>,
+        /// Read the new PIN from this environment variable.
+        #[arg(long, value_name = "VAR")]
+        new_pin_env: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertCommand {
+    /// Write a certificate (DER or PEM; `-` reads standard input) to a container.
+    Import {
+        #[command(flatten)]
+        reader: ReaderArgs,
+        #[arg(long)]
+        container: u8,
+        #[command(flatten)]
+        admin: AdminArgs,
+        file: PathBuf,
+    },
+    /// Read a container's certificate as DER (`-` writes standard output).
+    Export {
+        #[command(flatten)]
+        reader: ReaderArgs,
+        #[arg(long)]
+        container: u8,
+        file: PathBuf,
+    },
+    /// Remove a container's certificate.
+    Delete {
+        #[command(flatten)]
+        reader: ReaderArgs,
+        #[arg(long)]
+        container: u8,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    #[command(flatten)]
+    reader: ReaderArgs,
+    /// Container index (PIV 0 = 9A, 1 = 9C, 2 = 9D, 3 = 9E, 4.. = 82..; OpenPGP 0 signature,
+    /// 1 decryption, 2 authentication).
+    #[arg(long)]
+    container: u8,
+    /// rsa2048, rsa3072, rsa4096, p256, p384.
+    #[arg(long)]
+    alg: String,
+    /// Write the public key here as PEM (else it is printed).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    admin: AdminArgs,
+}
+
+/// Signature algorithms of `scard sign`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SignAlg {
+    RsaPkcs1Sha1,
+    RsaPkcs1Sha256,
+    RsaPkcs1Sha384,
+    RsaPkcs1Sha512,
+    RsaPssSha256,
+    RsaPssSha384,
+    RsaPssSha512,
+    EcdsaSha1,
+    EcdsaSha256,
+    EcdsaSha384,
+    EcdsaSha512,
+}
+
+impl SignAlg {
+    fn hash(self) -> HashAlg {
+        use SignAlg::*;
+        match self {
+            RsaPkcs1Sha1 | EcdsaSha1 => HashAlg::Sha1,
+            RsaPkcs1Sha256 | RsaPssSha256 | EcdsaSha256 => HashAlg::Sha256,
+            RsaPkcs1Sha384 | RsaPssSha384 | EcdsaSha384 => HashAlg::Sha384,
+            RsaPkcs1Sha512 | RsaPssSha512 | EcdsaSha512 => HashAlg::Sha512,
+        }
+    }
+    fn padding(self) -> SignPadding {
+        use SignAlg::*;
+        match self {
+            RsaPkcs1Sha1 | RsaPkcs1Sha256 | RsaPkcs1Sha384 | RsaPkcs1Sha512 => SignPadding::Pkcs1,
+            // RFC 8017 §9.1: the usual salt length is the hash length.
+            RsaPssSha256 | RsaPssSha384 | RsaPssSha512 => {
+                SignPadding::Pss { salt_len: self.hash().len() }
+            }
+            EcdsaSha1 | EcdsaSha256 | EcdsaSha384 | EcdsaSha512 => SignPadding::None,
+        }
+    }
+    fn is_ecdsa(self) -> bool {
+        self.padding() == SignPadding::None
+    }
+}
+
+/// ECDSA signature encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SigFormat {
+    /// ECDSA-Sig-Value (RFC 3279 §2.2.3), what OpenSSL verifies.
+    Der,
+    /// r || s, each the curve's field size.
+    Raw,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SignArgs {
+    #[command(flatten)]
+    reader: ReaderArgs,
+    #[arg(long)]
+    container: u8,
+    #[arg(long, value_enum)]
+    alg: SignAlg,
+    /// The data to sign (hashed here); `-` reads standard input.
+    #[arg(long = "in")]
+    input: PathBuf,
+    /// Where the signature goes; `-` writes standard output.
+    #[arg(long)]
+    out: PathBuf,
+    /// ECDSA output encoding (RSA signatures have one).
+    #[arg(long, value_enum, default_value_t = SigFormat::Der)]
+    format: SigFormat,
+    #[command(flatten)]
+    pin: PinArgs,
+}
+
+/// Decryption algorithms of `scard decrypt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DecryptAlg {
+    RsaPkcs1,
+    RsaOaepSha1,
+    RsaOaepSha256,
+    RsaOaepSha384,
+    RsaOaepSha512,
+    RsaRaw,
+}
+
+impl DecryptAlg {
+    fn padding(self) -> DecryptPadding {
+        let oaep = |hash| DecryptPadding::Oaep { hash, label: Vec::new() };
+        match self {
+            DecryptAlg::RsaPkcs1 => DecryptPadding::Pkcs1,
+            DecryptAlg::RsaOaepSha1 => oaep(HashAlg::Sha1),
+            DecryptAlg::RsaOaepSha256 => oaep(HashAlg::Sha256),
+            DecryptAlg::RsaOaepSha384 => oaep(HashAlg::Sha384),
+            DecryptAlg::RsaOaepSha512 => oaep(HashAlg::Sha512),
+            DecryptAlg::RsaRaw => DecryptPadding::None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DecryptArgs {
+    #[command(flatten)]
+    reader: ReaderArgs,
+    #[arg(long)]
+    container: u8,
+    #[arg(long, value_enum)]
+    alg: DecryptAlg,
+    /// The cryptogram; `-` reads standard input.
+    #[arg(long = "in")]
+    input: PathBuf,
+    /// Where the plaintext goes (created with mode 0600); `-` writes standard output.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    pin: PinArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AgreeArgs {
+    #[command(flatten)]
+    reader: ReaderArgs,
+    #[arg(long)]
+    container: u8,
+    /// The peer's public key (PEM or DER SubjectPublicKeyInfo).
+    #[arg(long)]
+    peer: PathBuf,
+    /// Where the shared secret goes (mode 0600); `-` writes standard output.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    pin: PinArgs,
+}
+
+/// A failure: message and exit status.
+pub(crate) struct Failure(String, u8);
+
+impl From<CardError> for Failure {
+    fn from(err: CardError) -> Self {
+        let status = match &err {
+            CardError::InvalidInput { .. }
+            | CardError::PinFormat { .. }
+            | CardError::NoContainer { .. } => EXIT_BAD_INPUT,
+            CardError::Transport(t) => readers_cmd::status_of(t),
+            _ => EXIT_FAILURE,
+        };
+        Failure(err.to_string(), status)
+    }
+}
+
+impl From<scard_transport::TransportError> for Failure {
+    fn from(err: scard_transport::TransportError) -> Self {
+        let status = readers_cmd::status_of(&err);
+        Failure(err.to_string(), status)
+    }
+}
+
+fn bad(message: impl Into<String>) -> Failure {
+    Failure(message.into(), EXIT_BAD_INPUT)
+}
+
+fn outcome(result: Result<Outcome, Failure>) -> Outcome {
+    result.unwrap_or_else(|Failure(message, status)| Outcome::error(message, status))
+}
+
+/// Connects and opens the card with its profile.
+pub(crate) fn open(reader: &ReaderArgs) -> Result<Box<dyn CardModule>, Failure> {
+    let transport = readers_cmd::connect(reader)?;
+    let registry = crate::profiles::registry();
+    Ok(registry.open(transport)?)
+}
+
+fn pin_id(id: u8) -> Result<PinId, Failure> {
+    PinId::new(id).map_err(Failure::from)
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
+    if path == Path::new("-") {
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
+            .map_err(|e| Failure(format!("reading standard input: {e}"), EXIT_FAILURE))?;
+        return Ok(data);
+    }
+    std::fs::read(path).map_err(|e| bad(format!("{}: {e}", path.display())))
+}
+
+/// Writes output; `secret` files are created with mode 0600.
+fn write_output(path: &Path, data: &[u8], secret: bool) -> Result<(), Failure> {
+    use std::io::Write;
+    if path == Path::new("-") {
+        let mut out = std::io::stdout().lock();
+        return out
+            .write_all(data)
+            .and_then(|_| out.flush())
+            .map_err(|e| Failure(format!("writing standard output: {e}"), EXIT_FAILURE));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let _ = secret;
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(data))
+        .map_err(|e| Failure(format!("{}: {e}", path.display()), EXIT_FAILURE))
+}
+
+/// Authenticates the admin role (PIN id 2): a key in hex for challenge-response admins (PIV
+/// management key, GIDS admin key), else the admin PIN.
+fn authenticate_admin(
+    card: &mut dyn CardModule,
+    args: &AdminArgs,
+    secrets: &mut Secrets,
+) -> Result<(), CardError> {
+    let pins = card.pins()?;
+    let admin = pins.iter().find(|p| p.id == PinId::ADMIN);
+    let is_key = admin.is_some_and(|p| p.pin_type == PinType::ChallengeResponse);
+    let what = if is_key { "admin key (hex)" } else { "admin PIN" };
+    let secret = secrets.get(what, args.admin_env.as_deref(), false).map_err(input_error)?;
+    if is_key {
+        let not_hex = |reason: String| CardError::InvalidInput { what: "admin key", reason };
+        let text = std::str::from_utf8(secret.expose()).map_err(|_| not_hex("not hex".into()))?;
+        let key = scard_iso7816::hex::decode_lenient(text).map_err(|e| not_hex(e.to_string()))?;
+        card.authenticate_admin_key(&Pin::new(key))?;
+    } else {
+        card.authenticate(PinId::ADMIN, &secret)?;
+    }
+    Ok(())
+}
+
+/// Runs a write as admin: authenticates the admin first; when the card answers that the
+/// write also needs another PIN (GIDS containers belong to the user), that PIN is asked for
+/// and verified once, and the write is made again. A failed VERIFY is never repeated.
+fn admin_write<R>(
+    card: &mut dyn CardModule,
+    args: &AdminArgs,
+    secrets: &mut Secrets,
+    mut write: impl FnMut(&mut dyn CardModule) -> Result<R, CardError>,
+) -> Result<R, CardError> {
+    authenticate_admin(card, args, secrets)?;
+    match write(card) {
+        Err(CardError::AuthRequired { pin, .. }) if pin != PinId::ADMIN => {
+            let value = secrets
+                .get(&format!("{pin}"), args.pin_env.as_deref(), false)
+                .map_err(input_error)?;
+            card.authenticate(pin, &value)?;
+            write(card)
+        }
+        other => other,
+    }
+}
+
+/// Verifies the PIN of a container's key; a key usable by everyone (PIV 9E) needs none.
+fn authenticate_user(
+    card: &mut dyn CardModule,
+    pin: PinId,
+    args: &PinArgs,
+    secrets: &mut Secrets,
+) -> Result<(), CardError> {
+    if pin == PinId::EVERYONE {
+        return Ok(());
+    }
+    let value = secrets.get("PIN", args.pin_env.as_deref(), false).map_err(input_error)?;
+    card.authenticate(pin, &value)
+}
+
+/// A secret that could not be read (no variable, no terminal, empty input).
+fn input_error(reason: String) -> CardError {
+    CardError::InvalidInput { what: "secret input", reason }
+}
+
+pub(crate) fn pin(command: &PinCommand) -> Outcome {
+    outcome(run_pin(command))
+}
+
+fn run_pin(command: &PinCommand) -> Result<Outcome, Failure> {
+    let mut secrets = Secrets::new(false);
+    match command {
+        PinCommand::Verify { reader, pin_id: id, pin } => {
+            let id = pin_id(*id)?;
+            let mut card = open(reader)?;
+            with_transaction(card.as_mut(), |card| {
+                let value =
+                    secrets.get("PIN", pin.pin_env.as_deref(), false).map_err(input_error)?;
+                card.authenticate(id, &value)
+            })?;
+            Ok(Outcome { text: format!("{id} verified"), status: 0 })
+        }
+        PinCommand::Change { reader, pin_id: id, pin, new_pin_env } => {
+            let id = pin_id(*id)?;
+            let old = secrets.get("current PIN", pin.pin_env.as_deref(), false).map_err(bad)?;
+            let new = secrets.get("new PIN", new_pin_env.as_deref(), true).map_err(bad)?;
+            let mut card = open(reader)?;
+            with_transaction(card.as_mut(), |card| card.change_pin(id, &old, &new))?;
+            Ok(Outcome { text: format!("{id} changed"), status: 0 })
+        }
+        PinCommand::Unblock { reader, pin_id: id, unblock_env, new_pin_env } => {
+            let id = pin_id(*id)?;
+            let code = secrets.get("unblock code", unblock_env.as_deref(), false).map_err(bad)?;
+            let new = secrets.get("new PIN", new_pin_env.as_deref(), true).map_err(bad)?;
+            let mut card = open(reader)?;
+            with_transaction(card.as_mut(), |card| card.unblock_pin(id, &code, &new))?;
+            Ok(Outcome { text: format!("{id} unblocked and set"), status: 0 })
+        }
+    }
+}
+
+pub(crate) fn keygen(args: &KeygenArgs) -> Outcome {
+    outcome((|| {
+        let alg = KeyAlgorithm::parse(&args.alg)?;
+        let mut secrets = Secrets::new(false);
+        let mut card = open(&args.reader)?;
+        let public = with_transaction(card.as_mut(), |card| {
+            card.container(args.container)?;
+            admin_write(card, &args.admin, &mut secrets, |card| {
+                card.generate_key(args.container, alg)
+            })
+        })?;
+        let pem = public.to_pem()?;
+        match &args.out {
+            Some(path) => {
+                write_output(path, pem.as_bytes(), false)?;
+                Ok(Outcome {
+                    text: format!(
+                        "{alg} key generated in container {}; public key in {}",
+                        args.container,
+                        path.display()
+                    ),
+                    status: 0,
+                })
+            }
+            None => Ok(Outcome { text: pem, status: 0 }),
+        }
+    })())
+}
+
+pub(crate) fn cert(command: &CertCommand) -> Outcome {
+    outcome((|| match command {
+        CertCommand::Import { reader, container, admin, file } => {
+            let bytes = read_input(file)?;
+            let der = match scard_minidriver::pem_decode(&bytes, "CERTIFICATE")? {
+                Some(der) => der,
+                None => bytes,
+            };
+            check_certificate(&der)?;
+            let mut secrets = Secrets::new(file == Path::new("-"));
+            let mut card = open(reader)?;
+            with_transaction(card.as_mut(), |card| {
+                card.container(*container)?;
+                admin_write(card, admin, &mut secrets, |card| {
+                    card.put_certificate(*container, Some(&der))
+                })
+            })?;
+            Ok(Outcome {
+                text: format!("certificate ({} bytes) written to container {container}", der.len()),
+                status: 0,
+            })
+        }
+        CertCommand::Export { reader, container, file } => {
+            let mut card = open(reader)?;
+            let der = with_transaction(card.as_mut(), |card| card.certificate(*container))?;
+            let der = der.ok_or_else(|| {
+                Failure(format!("container {container} has no certificate"), EXIT_FAILURE)
+            })?;
+            write_output(file, &der, false)?;
+            if file == Path::new("-") {
+                Ok(Outcome { text: String::new(), status: 0 })
+            } else {
+                Ok(Outcome {
+                    text: format!(
+                        "certificate ({} bytes) written to {}",
+                        der.len(),
+                        file.display()
+                    ),
+                    status: 0,
+                })
+            }
+        }
+        CertCommand::Delete { reader, container, admin } => {
+            let mut secrets = Secrets::new(false);
+            let mut card = open(reader)?;
+            with_transaction(card.as_mut(), |card| {
+                card.container(*container)?;
+                admin_write(card, admin, &mut secrets, |card| {
+                    card.put_certificate(*container, None)
+                })
+            })?;
+            Ok(Outcome { text: format!("certificate of container {container} removed"), status: 0 })
+        }
+    })())
+}
+
+/// A certificate must be one DER X.509 certificate (RFC 5280 §4.1) before it goes to a card.
+fn check_certificate(der: &[u8]) -> Result<(), Failure> {
+    use x509_cert::der::Decode;
+    x509_cert::Certificate::from_der(der)
+        .map(|_| ())
+        .map_err(|e| bad(format!("not a DER or PEM X.509 certificate: {e}")))
+}
+
+pub(crate) fn sign(args: &SignArgs) -> Outcome {
+    outcome((|| {
+        let data = read_input(&args.input)?;
+        let hash = args.alg.hash();
+        let digest = hash.digest(&data);
+        let request = SignRequest { hash: Some(hash), padding: args.alg.padding(), data: &digest };
+        let mut secrets = Secrets::new(args.input == Path::new("-"));
+        let mut card = open(&args.reader)?;
+        let (signature, container) = with_transaction(card.as_mut(), |card| {
+            let container = card.container(args.container)?;
+            check_alg_matches(card, &container, args.alg.is_ecdsa())?;
+            // Refused before any PIN when the card cannot do it.
+            card.check_sign(args.container, &request)?;
+            authenticate_user(card, container.pin, &args.pin, &mut secrets)?;
+            Ok((card.sign(args.container, &request)?, container))
+        })?;
+        let out = match (args.alg.is_ecdsa(), args.format) {
+            (true, SigFormat::Der) => ecdsa_der(&signature, &container)?,
+            _ => signature,
+        };
+        write_output(&args.out, &out, false)?;
+        Ok(quiet_or(
+            &args.out,
+            format!("signature ({} bytes) written to {}", out.len(), args.out.display()),
+        ))
+    })())
+}
+
+fn quiet_or(out: &Path, text: String) -> Outcome {
+    Outcome { text: if out == Path::new("-") { String::new() } else { text }, status: 0 }
+}
+
+/// An RSA algorithm on an EC key (or the reverse) is the caller's mistake: say so before PINs.
+fn check_alg_matches(
+    card: &dyn CardModule,
+    container: &ContainerInfo,
+    ecdsa: bool,
+) -> Result<(), CardError> {
+    let _ = card;
+    match container.algorithm {
+        Some(alg) if alg.is_rsa() == ecdsa => Err(CardError::InvalidInput {
+            what: "algorithm",
+            reason: format!("container {} holds a {alg} key", container.index),
+        }),
+        None if !container.has_key() => {
+            Err(CardError::EmptyContainer { index: container.index, what: "key" })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// r || s to an ECDSA-Sig-Value (RFC 3279 §2.2.3).
+fn ecdsa_der(raw: &[u8], container: &ContainerInfo) -> Result<Vec<u8>, Failure> {
+    let bad_sig = |e: String| Failure(format!("the card's ECDSA signature: {e}"), EXIT_FAILURE);
+    match container.algorithm {
+        Some(KeyAlgorithm::Ec(scard_minidriver::Curve::P384)) => {
+            p384::ecdsa::Signature::from_slice(raw)
+                .map(|s| s.to_der().as_bytes().to_vec())
+                .map_err(|e| bad_sig(e.to_string()))
+        }
+        _ => p256::ecdsa::Signature::from_slice(raw)
+            .map(|s| s.to_der().as_bytes().to_vec())
+            .map_err(|e| bad_sig(e.to_string())),
+    }
+}
+
+pub(crate) fn decrypt(args: &DecryptArgs) -> Outcome {
+    outcome((|| {
+        let data = read_input(&args.input)?;
+        let padding = args.alg.padding();
+        let mut secrets = Secrets::new(args.input == Path::new("-"));
+        let mut card = open(&args.reader)?;
+        let plain = with_transaction(card.as_mut(), |card| {
+            let container = card.container(args.container)?;
+            check_alg_matches(card, &container, false)?;
+            card.check_decrypt(args.container, &padding)?;
+            authenticate_user(card, container.pin, &args.pin, &mut secrets)?;
+            card.decrypt(args.container, &padding, &data)
+        })?;
+        write_output(&args.out, plain.expose(), true)?;
+        Ok(quiet_or(
+            &args.out,
+            format!("plaintext ({} bytes) written to {}", plain.expose().len(), args.out.display()),
+        ))
+    })())
+}
+
+pub(crate) fn agree(args: &AgreeArgs) -> Outcome {
+    outcome((|| {
+        let peer = PublicKey::from_pem_or_der(&read_input(&args.peer)?)?;
+        let mut secrets = Secrets::new(false);
+        let mut card = open(&args.reader)?;
+        let secret = with_transaction(card.as_mut(), |card| {
+            let container = card.container(args.container)?;
+            check_alg_matches(card, &container, true)?;
+            authenticate_user(card, container.pin, &args.pin, &mut secrets)?;
+            card.agree(args.container, &peer)
+        })?;
+        write_output(&args.out, secret.expose(), true)?;
+        Ok(quiet_or(
+            &args.out,
+            format!(
+                "shared secret ({} bytes) written to {}",
+                secret.expose().len(),
+                args.out.display()
+            ),
+        ))
+    })())
+}
+
+/// The card part of `scard info`.
+#[derive(Debug, Serialize)]
+pub(crate) struct CardJson {
+    family: String,
+    model: String,
+    card_id: String,
+    serial: String,
+    key_generation: bool,
+    read_only: bool,
+    algorithms: Vec<String>,
+    free_containers: usize,
+    pins: Vec<PinJson>,
+    containers: Vec<ContainerJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct PinJson {
+    id: u8,
+    name: String,
+    #[serde(rename = "type")]
+    pin_type: String,
+    tries_left: Option<u8>,
+    cache_policy: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ContainerJson {
+    index: u8,
+    key_ref: String,
+    name: String,
+    label: String,
+    default: bool,
+    key_spec: Option<String>,
+    algorithm: Option<String>,
+    always_authenticate: bool,
+    /// The public key as PEM, when the card lets us read it without a PIN.
+    public_key: Option<String>,
+    certificate: Option<CertJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct CertJson {
+    subject: String,
+    issuer: String,
+    not_before: String,
+    not_after: String,
+    error: Option<String>,
+}
+
+fn pin_json(p: &PinInfo) -> PinJson {
+    PinJson {
+        id: p.id.get(),
+        name: p.name.clone(),
+        pin_type: format!("{:?}", p.pin_type),
+        tries_left: p.tries_left,
+        cache_policy: format!("{:?}", p.cache_policy),
+    }
+}
+
+fn cert_json(der: &[u8]) -> CertJson {
+    use x509_cert::der::Decode;
+    match x509_cert::Certificate::from_der(der) {
+        Ok(cert) => {
+            let tbs = &cert.tbs_certificate;
+            CertJson {
+                subject: tbs.subject.to_string(),
+                issuer: tbs.issuer.to_string(),
+                not_before: tbs.validity.not_before.to_string(),
+                not_after: tbs.validity.not_after.to_string(),
+                error: None,
+            }
+        }
+        Err(e) => CertJson {
+            subject: String::new(),
+            issuer: String::new(),
+            not_before: String::new(),
+            not_after: String::new(),
+            error: Some(format!("not a DER certificate: {e}")),
+        },
+    }
+}
+
+fn key_spec_name(spec: KeySpec) -> String {
+    spec.name().to_owned()
+}
+
+/// Reads what `scard info` shows about the card (no PIN needed).
+pub(crate) fn card_report(card: &mut dyn CardModule) -> Result<CardJson, CardError> {
+    with_transaction(card, |card| {
+        let props = card.properties()?;
+        let pins = card.pins()?;
+        let containers = card.containers()?;
+        let mut out = Vec::new();
+        for c in &containers {
+            let certificate = if c.has_certificate {
+                card.certificate(c.index)?.map(|d| cert_json(&d))
+            } else {
+                None
+            };
+            out.push(ContainerJson {
+                index: c.index,
+                key_ref: format!("{:02X}", c.key_ref),
+                name: c.name.clone(),
+                label: c.label.clone(),
+                default: c.default,
+                key_spec: c.key_spec.map(key_spec_name),
+                algorithm: c.algorithm.map(|a| a.to_string()),
+                always_authenticate: c.always_authenticate,
+                public_key: c.public_key.as_ref().and_then(|k| k.to_pem().ok()),
+                certificate,
+            });
+        }
+        Ok(CardJson {
+            family: props.family,
+            model: props.model,
+            card_id: scard_iso7816::hex::encode_upper(&props.card_id),
+            serial: props.serial,
+            key_generation: props.key_generation,
+            read_only: props.read_only,
+            algorithms: props.algorithms.iter().map(ToString::to_string).collect(),
+            free_containers: props.free_containers,
+            pins: pins.iter().map(pin_json).collect(),
+            containers: out,
+        })
+    })
+}
+
+/// The card section of `scard info` as text.
+pub(crate) fn card_text(card: &CardJson) -> String {
+    let mut text = format!(
+        "Card model   {} ({})\nCard id      {}\nSerial       {}\nAlgorithms   {}\n",
+        card.model,
+        card.family,
+        card.card_id,
+        card.serial,
+        card.algorithms.join(", ")
+    );
+    text.push_str("PINs\n");
+    for p in &card.pins {
+        let tries = p
+            .tries_left
+            .map_or_else(|| "tries left unknown".to_owned(), |n| format!("{n} tries left"));
+        text.push_str(&format!("  {}  {:<34} {:<18} {}\n", p.id, p.name, p.pin_type, tries));
+    }
+    text.push_str("Containers\n");
+    // Empty containers past the first four (PIV's retired slots) are summed up in one line.
+    let hidden = card.containers.iter().filter(|c| c.index >= 4 && c.key_spec.is_none()).count();
+    for c in card.containers.iter().filter(|c| c.index < 4 || c.key_spec.is_some()) {
+        let key = match (&c.key_spec, &c.algorithm) {
+            (Some(spec), Some(alg)) => format!("{alg} {spec}"),
+            (Some(spec), None) => spec.clone(),
+            _ => "empty".to_owned(),
+        };
+        text.push_str(&format!(
+            "  {:>2} [{}] {:<30} {}{}{}\n",
+            c.index,
+            c.key_ref,
+            c.label,
+            key,
+            if c.default { ", default" } else { "" },
+            if c.always_authenticate { ", PIN before every use" } else { "" },
+        ));
+        if let Some(cert) = &c.certificate {
+            match &cert.error {
+                Some(e) => text.push_str(&format!("       certificate: {e}\n")),
+                None => text.push_str(&format!(
+                    "       certificate: {}\n       valid {} .. {}\n",
+                    cert.subject, cert.not_before, cert.not_after
+                )),
+            }
+        }
+    }
+    if hidden > 0 {
+        text.push_str(&format!("  ({hidden} more empty containers; --json lists them)\n"));
+    }
+    text
+}
