@@ -258,6 +258,27 @@ fn openpgp_profile_with_gnupg_and_opensc_through_pcscd() {
         keys.push(key);
     }
 
+    // The same through the `scard` command: `scard info` lists GnuPG's keys with their public
+    // keys, `scard sign` signs with GnuPG's signature key, OpenSSL verifies.
+    let scard = scard_tests::interop::scard_binary().unwrap();
+    let reader = format!("pcsc:{}", Sandbox::reader(0));
+    let info = sb.ok(Command::new(&scard).args(["info", "--reader", &reader, "--json"]));
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    for (i, role) in Role::ALL.iter().enumerate() {
+        let c = &info["card"]["containers"][i];
+        assert_eq!(c["algorithm"], "rsa2048", "{info}");
+        let listed = c["public_key"].as_str().unwrap_or_else(|| panic!("no public key: {info}"));
+        let expected = fs::read_to_string(dir.join(format!("gpg-{}.pem", role.short()))).unwrap();
+        assert_eq!(listed.trim(), expected.trim(), "{role:?}");
+    }
+    fs::write(dir.join("cli-data"), b"signed by scard sign with a key GnuPG generated\n").unwrap();
+    sb.ok(Command::new(&scard)
+        .args(["sign", "--reader", &reader, "--container", "0", "--alg", "rsa-pkcs1-sha256"])
+        .args(["--in", &path(&dir, "cli-data"), "--out", &path(&dir, "cli-sig.bin")])
+        .args(["--pin-env", "SCARD_PIN"])
+        .env("SCARD_PIN", USER_PIN));
+    openssl_verify(&sb, "gpg-SIG.pem", "cli-sig.bin", "cli-data");
+
     // Verify + sign with GnuPG's signature key (a new session: cold), checked by OpenSSL.
     fs::write(dir.join("data"), b"signed by the profile through pcscd\n").unwrap();
     let digest = HashAlg::Sha256.digest(&fs::read(dir.join("data")).unwrap());

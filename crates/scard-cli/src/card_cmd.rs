@@ -734,6 +734,13 @@ pub(crate) fn card_report(card: &mut dyn CardModule) -> Result<CardJson, CardErr
         let containers = card.containers()?;
         let mut out = Vec::new();
         for c in &containers {
+            // Profiles may leave public keys out of the list (OpenPGP reads each with one
+            // more APDU): `info` asks for them.
+            let public_key = match &c.public_key {
+                Some(k) => Some(k.clone()),
+                None if c.has_key() => card.container(c.index)?.public_key,
+                None => None,
+            };
             let certificate = if c.has_certificate {
                 card.certificate(c.index)?.map(|d| cert_json(&d))
             } else {
@@ -748,7 +755,7 @@ pub(crate) fn card_report(card: &mut dyn CardModule) -> Result<CardJson, CardErr
                 key_spec: c.key_spec.map(key_spec_name),
                 algorithm: c.algorithm.map(|a| a.to_string()),
                 always_authenticate: c.always_authenticate,
-                public_key: c.public_key.as_ref().and_then(|k| k.to_pem().ok()),
+                public_key: public_key.and_then(|k| k.to_pem().ok()),
                 certificate,
             });
         }
