@@ -1,0 +1,49 @@
+//! Card models from the user's directory (`$XDG_CONFIG_HOME/scard/cards/`): a vendor's file
+//! names the card in `scard info`, and a file with a mistake is reported with its file, line
+//! and field while the other models still load.
+
+// Test code: a failed expectation is meant to panic.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::process::{Command, Stdio};
+
+#[test]
+fn user_models_override_and_bad_files_are_named() {
+    let home = std::env::temp_dir().join(format!("scard-models-{}", std::process::id()));
+    let cards = home.join("scard").join("cards");
+    std::fs::create_dir_all(&cards).unwrap();
+    // The simulated PIV card's ATR, as a vendor would describe their own card.
+    std::fs::write(
+        cards.join("acme.toml"),
+        r#"name = "ACME PIV token"
+family = "piv"
+
+[[atr]]
+value = "3B 95 13 81 01 80 73 FF 01 00 0B"
+
+[user_pin]
+min_length = 6
+max_length = 8
+pad = 0xFF
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        cards.join("broken.toml"),
+        "name = \"Broken\"\nfamily = \"piv\"\n\n[[atr]]\nvalue = \"3B 9Z\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scard"))
+        .args(["info", "--reader", "sim:piv"])
+        .env("XDG_CONFIG_HOME", &home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("Card model   ACME PIV token (piv)"), "{stdout}");
+    let broken = cards.join("broken.toml");
+    assert!(stderr.contains(&format!("{}:5: atr[0].value: not hex", broken.display())), "{stderr}");
+    let _ = std::fs::remove_dir_all(&home);
+}
