@@ -26,6 +26,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("exchange", exchange),
     ("ccid_reader", ccid_reader),
     ("ccid_descriptor", ccid_descriptor),
+    ("cert_eligibility", cert_eligibility),
 ];
 
 /// Command APDU: decode never panics; a decoded APDU re-encodes to the same bytes and decodes
@@ -403,4 +404,74 @@ pub fn ccid_descriptor(data: &[u8]) {
         }
     }
     let _ = decode_dword_list(data);
+}
+
+/// Logon certificates (`scard_certs`): strict DER parsing never panics and keeps the bytes; a
+/// certificate that parses is evaluated (rules 2-9) for both key specs under the default and
+/// the most permissive settings at its validity ends and far outside them, and enumerated
+/// (rules 10-12) on a card holding it twice; an eligible evaluation has no reasons, reasons
+/// and notes print, and the two identical copies are never both listed.
+pub fn cert_eligibility(data: &[u8]) {
+    use scard_certs::{
+        Card, Container, KeySpec, LogonCert, Policy, Timestamp, enumerate, evaluate,
+    };
+    let cert = match LogonCert::from_der(data) {
+        Ok(cert) => cert,
+        Err(err) => {
+            let _ = err.to_string();
+            return;
+        }
+    };
+    assert_eq!(cert.der(), data, "a parsed certificate keeps its bytes");
+    let _ = (cert.subject(), cert.subject_for_display(true), cert.issuer(), cert.serial_hex());
+    let _ = (cert.upn(), cert.email(), cert.display_name(false), cert.key().to_string());
+    let _ = (cert.key_usage_names(), cert.thumbprint_hex(), format!("{cert:?}"));
+    let mut permissive = Policy::new();
+    for arg in [
+        "AllowCertificatesWithNoEKU=1",
+        "AllowSignatureOnlyKeys=1",
+        "AllowTimeInvalidCertificates=1",
+        "EnumerateECCCerts=1",
+        "FilterDuplicateCerts=1",
+        "ForceReadingAllCertificates=1",
+    ] {
+        permissive.apply_arg(arg).expect("a valid setting");
+    }
+    let times = [
+        Timestamp::from_unix(0),
+        cert.not_before(),
+        cert.not_after(),
+        Timestamp::from_unix(cert.not_after().unix_secs().saturating_add(1)),
+        Timestamp::from_unix(u64::MAX / 2),
+    ];
+    for policy in [Policy::new(), permissive.clone()] {
+        for spec in [KeySpec::Exchange, KeySpec::Signature] {
+            for now in times {
+                let e = evaluate(&cert, spec, now, &policy);
+                assert_eq!(e.eligible(), e.reasons.is_empty());
+                let mut sink = String::new();
+                for r in &e.reasons {
+                    let _ = write!(sink, "{r}");
+                }
+                for n in &e.notes {
+                    let _ = write!(sink, "{n}");
+                }
+            }
+        }
+        let container = |name: &str, default| Container {
+            name: name.into(),
+            certificate: Some(data.to_vec()),
+            default,
+            key_spec: KeySpec::Exchange,
+        };
+        for supports in [true, false] {
+            let card = Card::new(supports, vec![container("a", true), container("b", false)])
+                .expect("distinct names, one default");
+            let listed = enumerate(&card, cert.not_before(), &policy);
+            assert!(listed.displayed().len() <= 1, "identical certificates listed twice");
+            for (_, rejection) in listed.rejected() {
+                let _ = rejection.lines();
+            }
+        }
+    }
 }

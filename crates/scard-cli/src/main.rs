@@ -16,10 +16,13 @@ mod apdu_cmd;
 mod atr_cmd;
 mod card_cmd;
 mod config;
+mod logon_cmd;
+mod policy;
 mod profiles;
 mod readers_cmd;
 mod secrets;
 mod sim_cmd;
+mod watch_cmd;
 
 /// Exit status for input that could not be decoded.
 const EXIT_BAD_INPUT: u8 = 2;
@@ -96,6 +99,18 @@ enum Command {
     Decrypt(card_cmd::DecryptArgs),
     /// ECDH: agree a shared secret with a container's EC key and a peer's public key.
     Agree(card_cmd::AgreeArgs),
+    /// Check certificate files for smart card logon the way Windows does (one result per
+    /// file; exit 0 when every file was processed, 1 when one could not be read).
+    LogonCheck(logon_cmd::CheckArgs),
+    /// Which certificates of a card (described in a JSON file) logon would list.
+    LogonEnumerate(logon_cmd::EnumerateArgs),
+    /// Which certificates of a card logon would list (the card in a reader).
+    Certs(logon_cmd::CertsArgs),
+    /// Show every logon and propagation setting, its value and where it came from.
+    Policy(policy::PolicyCmdArgs),
+    /// The certificate propagation service: propagate card certificates while the card is
+    /// present, and act when it is removed (lock, log off, a command).
+    Watch(watch_cmd::WatchArgs),
 }
 
 /// The outcome of a command: what to print and how to exit. A non-zero status with human
@@ -130,6 +145,11 @@ fn main() -> ExitCode {
         Command::Sign(args) => card_cmd::sign(args),
         Command::Decrypt(args) => card_cmd::decrypt(args),
         Command::Agree(args) => card_cmd::agree(args),
+        Command::LogonCheck(args) => logon_cmd::check(args),
+        Command::LogonEnumerate(args) => logon_cmd::enumerate_file(args),
+        Command::Certs(args) => logon_cmd::certs(args),
+        Command::Policy(args) => policy::run(args),
+        Command::Watch(args) => watch_cmd::run(args),
     };
     let written = if outcome.is_error_message() {
         writeln!(std::io::stderr().lock(), "{}", outcome.text.trim_end())
