@@ -262,7 +262,7 @@ pub(crate) struct AgreeArgs {
 }
 
 /// A failure: message and exit status.
-pub(crate) struct Failure(String, u8);
+pub(crate) struct Failure(pub(crate) String, pub(crate) u8);
 
 impl From<CardError> for Failure {
     fn from(err: CardError) -> Self {
@@ -284,11 +284,11 @@ impl From<scard_transport::TransportError> for Failure {
     }
 }
 
-fn bad(message: impl Into<String>) -> Failure {
+pub(crate) fn bad(message: impl Into<String>) -> Failure {
     Failure(message.into(), EXIT_BAD_INPUT)
 }
 
-fn outcome(result: Result<Outcome, Failure>) -> Outcome {
+pub(crate) fn outcome(result: Result<Outcome, Failure>) -> Outcome {
     result.unwrap_or_else(|Failure(message, status)| Outcome::error(message, status))
 }
 
@@ -337,44 +337,84 @@ fn write_output(path: &Path, data: &[u8], secret: bool) -> Result<(), Failure> {
         .map_err(|e| Failure(format!("{}: {e}", path.display()), EXIT_FAILURE))
 }
 
-/// Authenticates the admin role (PIN id 2): a key in hex for challenge-response admins (PIV
-/// management key, GIDS admin key), else the admin PIN.
-fn authenticate_admin(
-    card: &mut dyn CardModule,
-    args: &AdminArgs,
-    secrets: &mut Secrets,
-) -> Result<(), CardError> {
+/// Where the credentials of a write as admin come from: the command line's `--admin-env` /
+/// `--pin-env` with standard input or a prompt ([`ArgsCredentials`]), or values a caller
+/// already holds (the conformance suite).
+pub(crate) trait AdminCredentials {
+    /// The admin credential: a key in hex when `is_key` (PIV management key, GIDS admin
+    /// key), else the admin PIN.
+    fn admin(&mut self, is_key: bool) -> Result<Pin, CardError>;
+    /// Another PIN the card wants for the write (GIDS: the user owns the key containers).
+    fn pin(&mut self, pin: PinId) -> Result<Pin, CardError>;
+}
+
+/// The credentials named by [`AdminArgs`].
+pub(crate) struct ArgsCredentials<'a> {
+    args: &'a AdminArgs,
+    secrets: &'a mut Secrets,
+}
+
+impl AdminCredentials for ArgsCredentials<'_> {
+    fn admin(&mut self, is_key: bool) -> Result<Pin, CardError> {
+        let what = if is_key { "admin key (hex)" } else { "admin PIN" };
+        self.secrets.get(what, self.args.admin_env.as_deref(), false).map_err(input_error)
+    }
+
+    fn pin(&mut self, pin: PinId) -> Result<Pin, CardError> {
+        self.secrets
+            .get(&format!("{pin}"), self.args.pin_env.as_deref(), false)
+            .map_err(input_error)
+    }
+}
+
+/// Whether the admin role (PIN id 2) is a key for challenge-response (PIV management key,
+/// GIDS admin key) rather than a PIN.
+pub(crate) fn admin_is_key(card: &mut dyn CardModule) -> Result<bool, CardError> {
     let pins = card.pins()?;
     let admin = pins.iter().find(|p| p.id == PinId::ADMIN);
-    let is_key = admin.is_some_and(|p| p.pin_type == PinType::ChallengeResponse);
-    let what = if is_key { "admin key (hex)" } else { "admin PIN" };
-    let secret = secrets.get(what, args.admin_env.as_deref(), false).map_err(input_error)?;
+    Ok(admin.is_some_and(|p| p.pin_type == PinType::ChallengeResponse))
+}
+
+/// Authenticates the admin role with a credential in hand: a key in hex for
+/// challenge-response admins (`is_key`), else the admin PIN.
+pub(crate) fn authenticate_admin_with(
+    card: &mut dyn CardModule,
+    is_key: bool,
+    secret: &Pin,
+) -> Result<(), CardError> {
     if is_key {
         let not_hex = |reason: String| CardError::InvalidInput { what: "admin key", reason };
         let text = std::str::from_utf8(secret.expose()).map_err(|_| not_hex("not hex".into()))?;
         let key = scard_iso7816::hex::decode_lenient(text).map_err(|e| not_hex(e.to_string()))?;
-        card.authenticate_admin_key(&Pin::new(key))?;
+        card.authenticate_admin_key(&Pin::new(key))
     } else {
-        card.authenticate(PinId::ADMIN, &secret)?;
+        card.authenticate(PinId::ADMIN, secret)
     }
-    Ok(())
+}
+
+/// Authenticates the admin role (PIN id 2): a key in hex for challenge-response admins (PIV
+/// management key, GIDS admin key), else the admin PIN.
+pub(crate) fn authenticate_admin(
+    card: &mut dyn CardModule,
+    credentials: &mut dyn AdminCredentials,
+) -> Result<(), CardError> {
+    let is_key = admin_is_key(card)?;
+    let secret = credentials.admin(is_key)?;
+    authenticate_admin_with(card, is_key, &secret)
 }
 
 /// Runs a write as admin: authenticates the admin first; when the card answers that the
 /// write also needs another PIN (GIDS containers belong to the user), that PIN is asked for
 /// and verified once, and the write is made again. A failed VERIFY is never repeated.
-fn admin_write<R>(
+pub(crate) fn admin_write<R>(
     card: &mut dyn CardModule,
-    args: &AdminArgs,
-    secrets: &mut Secrets,
+    credentials: &mut dyn AdminCredentials,
     mut write: impl FnMut(&mut dyn CardModule) -> Result<R, CardError>,
 ) -> Result<R, CardError> {
-    authenticate_admin(card, args, secrets)?;
+    authenticate_admin(card, credentials)?;
     match write(card) {
         Err(CardError::AuthRequired { pin, .. }) if pin != PinId::ADMIN => {
-            let value = secrets
-                .get(&format!("{pin}"), args.pin_env.as_deref(), false)
-                .map_err(input_error)?;
+            let value = credentials.pin(pin)?;
             card.authenticate(pin, &value)?;
             write(card)
         }
@@ -397,7 +437,7 @@ fn authenticate_user(
 }
 
 /// A secret that could not be read (no variable, no terminal, empty input).
-fn input_error(reason: String) -> CardError {
+pub(crate) fn input_error(reason: String) -> CardError {
     CardError::InvalidInput { what: "secret input", reason }
 }
 
@@ -444,9 +484,11 @@ pub(crate) fn keygen(args: &KeygenArgs) -> Outcome {
         let mut card = open(&args.reader)?;
         let public = with_transaction(card.as_mut(), |card| {
             card.container(args.container)?;
-            admin_write(card, &args.admin, &mut secrets, |card| {
-                card.generate_key(args.container, alg)
-            })
+            admin_write(
+                card,
+                &mut ArgsCredentials { args: &args.admin, secrets: &mut secrets },
+                |card| card.generate_key(args.container, alg),
+            )
         })?;
         let pem = public.to_pem()?;
         match &args.out {
@@ -479,9 +521,11 @@ pub(crate) fn cert(command: &CertCommand) -> Outcome {
             let mut card = open(reader)?;
             with_transaction(card.as_mut(), |card| {
                 card.container(*container)?;
-                admin_write(card, admin, &mut secrets, |card| {
-                    card.put_certificate(*container, Some(&der))
-                })
+                admin_write(
+                    card,
+                    &mut ArgsCredentials { args: admin, secrets: &mut secrets },
+                    |card| card.put_certificate(*container, Some(&der)),
+                )
             })?;
             Ok(Outcome {
                 text: format!("certificate ({} bytes) written to container {container}", der.len()),
@@ -513,9 +557,11 @@ pub(crate) fn cert(command: &CertCommand) -> Outcome {
             let mut card = open(reader)?;
             with_transaction(card.as_mut(), |card| {
                 card.container(*container)?;
-                admin_write(card, admin, &mut secrets, |card| {
-                    card.put_certificate(*container, None)
-                })
+                admin_write(
+                    card,
+                    &mut ArgsCredentials { args: admin, secrets: &mut secrets },
+                    |card| card.put_certificate(*container, None),
+                )
             })?;
             Ok(Outcome { text: format!("certificate of container {container} removed"), status: 0 })
         }

@@ -16,6 +16,7 @@ mod apdu_cmd;
 mod atr_cmd;
 mod card_cmd;
 mod config;
+mod demo_cmd;
 mod logon_cmd;
 mod policy;
 mod profiles;
@@ -38,6 +39,38 @@ const EXIT_FAILURE: u8 = 1;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More log output on standard error: -v info, -vv debug, -vvv trace (RUST_LOG, when set,
+    /// decides instead).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Show every APDU as `>> 00A40400... (SELECT)` / `<< [n bytes] 9000 (1.2 ms)` on standard
+    /// error; PINs, PUKs, keys and authentication witnesses are shown as "[n byte(s) redacted]".
+    #[arg(long, global = true)]
+    trace_apdu: bool,
+}
+
+/// Logs go to standard error, without colour unless it is a terminal.
+fn init_logging(verbose: u8, trace_apdu: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
+        _ => {
+            let level = match verbose {
+                0 => "warn",
+                1 => "info",
+                2 => "debug",
+                _ => "trace",
+            };
+            let apdus = if trace_apdu { ",scard_transport=trace" } else { "" };
+            EnvFilter::new(format!("{level}{apdus}"))
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +118,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Walk the whole path on a card: reader, card model, PINs, key generation, a
+    /// certificate, a signature verified on the host, decryption, ECDH and logon eligibility
+    /// (a simulated card in this process unless --reader names a real one).
+    Demo(demo_cmd::DemoArgs),
     /// Verify, change or unblock a PIN.
     #[command(subcommand)]
     Pin(card_cmd::PinCommand),
@@ -133,12 +170,14 @@ impl Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose, cli.trace_apdu);
     let outcome = match &cli.command {
         Command::Atr { hex, json } => atr_cmd::run(&hex.join(" "), *json),
         Command::Apdu { hex, json } => apdu_cmd::run(&hex.join(" "), *json),
         Command::Sim(args) => sim_cmd::run(args),
         Command::Readers { reader, group, json } => readers_cmd::readers(reader, group, *json),
         Command::Info { reader, json } => readers_cmd::info(reader, *json),
+        Command::Demo(args) => demo_cmd::run(args),
         Command::Pin(command) => card_cmd::pin(command),
         Command::Keygen(args) => card_cmd::keygen(args),
         Command::Cert(command) => card_cmd::cert(command),

@@ -1,18 +1,12 @@
-//! The one place card families are registered: PIV, OpenPGP and GIDS, each with its built-in
-//! card models, plus the user's model files from `$XDG_CONFIG_HOME/scard/cards/`.
+//! The card families come from `scard_ksp::default_profiles` (PIV, OpenPGP and GIDS with their
+//! built-in card models, plus the user's model files from `$XDG_CONFIG_HOME/scard/cards/`).
 
 use scard_minidriver::ProfileRegistry;
 
 /// The registry every card command uses. Model files that do not load are reported on
 /// standard error (file, line, field) and the others still load.
 pub(crate) fn registry() -> ProfileRegistry {
-    let mut registry = ProfileRegistry::new();
-    registry.register(scard_profile_piv::family());
-    registry.register(scard_profile_openpgp::family());
-    registry.register(scard_profile_gids::family());
-    if let Some(dir) = scard_minidriver::model::user_model_dir() {
-        registry.load_user_models(&dir);
-    }
+    let registry = scard_ksp::default_profiles();
     for err in registry.load_errors() {
         eprintln!("warning: card model not loaded: {err}");
     }

@@ -6,20 +6,14 @@
 // Test code: a failed expectation is meant to panic.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::str::FromStr;
-use std::time::Duration;
 
-use der::{DecodePem, Encode};
 use rand_core::OsRng;
 use serde_json::Value;
 use signature::Verifier;
-use x509_cert::builder::{Builder, CertificateBuilder, Profile};
-use x509_cert::name::Name;
-use x509_cert::serial_number::SerialNumber;
-use x509_cert::spki::SubjectPublicKeyInfoOwned;
-use x509_cert::time::Validity;
 
 const PIV_MGMT: &str = "010203040506070801020304050607080102030405060708";
 const GIDS_ADMIN: &str = "000000000000000000000000000000000000000000000000";
@@ -75,29 +69,6 @@ impl Drop for Card {
     }
 }
 
-/// A certificate for `spki_pem` issued by a throwaway host CA (what a CA would send back).
-fn issue_certificate(spki_pem: &str, cn: &str) -> Vec<u8> {
-    let spki = SubjectPublicKeyInfoOwned::from_pem(spki_pem.as_bytes()).unwrap();
-    let ca = p256::ecdsa::SigningKey::random(&mut OsRng);
-    let rsa = spki.algorithm.oid == der::oid::db::rfc5912::RSA_ENCRYPTION;
-    let profile = Profile::Leaf {
-        issuer: Name::from_str("CN=scard test CA").unwrap(),
-        enable_key_agreement: !rsa,
-        enable_key_encipherment: rsa,
-    };
-    let validity = Validity::from_now(Duration::from_secs(86_400)).unwrap();
-    let builder = CertificateBuilder::new(
-        profile,
-        SerialNumber::new(&[1, 2, 3]).unwrap(),
-        validity,
-        Name::from_str(&format!("CN={cn}")).unwrap(),
-        spki,
-        &ca,
-    )
-    .unwrap();
-    builder.build::<p256::ecdsa::DerSignature>().unwrap().to_der().unwrap()
-}
-
 fn keygen_and_certify(card: &Card, container: u8, alg: &str, admin: &str) -> String {
     let pem = card.path(&format!("pub{container}.pem"));
     let c = container.to_string();
@@ -117,7 +88,8 @@ fn keygen_and_certify(card: &Card, container: u8, alg: &str, admin: &str) -> Str
     card.ok(&args, &[("ADMIN", admin), ("PIN", "123456")]);
     let pem_text = std::fs::read_to_string(&pem).unwrap();
     let cert = card.path(&format!("cert{container}.der"));
-    std::fs::write(&cert, issue_certificate(&pem_text, &format!("container {container}"))).unwrap();
+    std::fs::write(&cert, common::issue_certificate(&pem_text, &format!("container {container}")))
+        .unwrap();
     let cert_path = cert.to_str().unwrap();
     let args = [
         "cert",

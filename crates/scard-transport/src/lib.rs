@@ -10,10 +10,13 @@
 //!   reader of the group with a card).
 //! - [`virtual_card`]: in-process virtual cards behind the [`virtual_card::VirtualCard`] trait.
 //! - [`vpcd`]: our stack listening as vsmartcard's vpcd does, for virtual cards over TCP.
+//! - [`counting`]: a transport wrapper that counts APDUs and bytes (`scard bench`, the
+//!   conformance suite).
 //!
 //! Card logic above this layer never sees USB or PC/SC: only [`CardTransport`].
 #![forbid(unsafe_code)]
 
+pub mod counting;
 mod error;
 mod name;
 mod registry;
@@ -182,9 +185,21 @@ pub fn exchange(
         |reader: &str, source| TransportError::Card { reader: reader.to_owned(), source };
     let mut engine = Exchange::new(command, limits).map_err(|e| card_err(transport.reader(), e))?;
     loop {
-        tracing::trace!(">> {}", scard_iso7816::apdu::trace_command(engine.apdu()));
-        let answer = transport.transmit(engine.apdu())?;
-        tracing::trace!("<< [{} bytes] {}", answer.len().saturating_sub(2), trace_sw(&answer));
+        let apdu = engine.apdu();
+        let ins = apdu.get(1).map(|i| scard_iso7816::apdu::Ins(*i));
+        tracing::trace!(
+            ">> {} ({})",
+            scard_iso7816::apdu::trace_command(apdu),
+            ins.and_then(|i| i.name()).unwrap_or("?")
+        );
+        let started = std::time::Instant::now();
+        let answer = transport.transmit(apdu)?;
+        tracing::trace!(
+            "<< [{} bytes] {} ({:.1} ms)",
+            answer.len().saturating_sub(2),
+            trace_sw(&answer),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
         match engine.receive(&answer).map_err(|e| card_err(transport.reader(), e))? {
             Step::Transmit => {}
             Step::Done(response) => return Ok(response),

@@ -1,0 +1,51 @@
+//! `scard demo` (the README's main command) checks out on every simulated card family, with
+//! nothing installed: exit 0 and every step "ok".
+
+// Test code: a failed expectation is meant to panic.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::process::{Command, Stdio};
+
+#[test]
+fn demo_checks_out_on_every_family() {
+    for card in ["piv", "openpgp", "gids"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_scard"))
+            .args(["demo", "--card", card])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{card}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("steps checked out"), "{text}");
+        for step in [
+            "reader",
+            "card",
+            "PINs",
+            "keygen",
+            "certificate",
+            "PIN",
+            "sign",
+            "decrypt",
+            "ECDH",
+            "logon",
+        ] {
+            assert!(
+                text.lines().any(|l| l.contains(" ok ") && l.contains(&format!(" {step} "))),
+                "{card}: no ok line for {step}:\n{text}"
+            );
+        }
+        assert!(!text.contains("FAIL"), "{text}");
+        assert!(text.contains("eligible (demo.user@example.com)"), "{text}");
+    }
+}
+
+#[test]
+fn demo_on_a_missing_reader_fails_cleanly() {
+    let out = Command::new(env!("CARGO_BIN_EXE_scard"))
+        .args(["demo", "--reader", "vpcd:127.0.0.1:1", "--timeout", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL"));
+}
