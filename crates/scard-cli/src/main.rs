@@ -14,8 +14,10 @@ use clap::{Parser, Subcommand};
 
 mod apdu_cmd;
 mod atr_cmd;
+mod bench_cmd;
 mod card_cmd;
 mod config;
+mod conformance_cmd;
 mod demo_cmd;
 mod logon_cmd;
 mod policy;
@@ -34,7 +36,11 @@ const EXIT_FAILURE: u8 = 1;
 #[command(
     name = "scard",
     version,
-    about = "Smart card middleware: decode, inspect and use smart cards"
+    about = "Smart card middleware: decode, inspect and use smart cards",
+    after_help = "Exit status: 0 success; 1 failure (a card or reader error, a wrong PIN, a failed \
+                  check); 2 bad input (a malformed ATR, APDU, file, setting or command line).\n\
+                  Secrets (PINs, PUKs, admin keys) come from --pin-env / --admin-env variables, \
+                  standard input or a prompt, never from the command line."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -122,6 +128,11 @@ enum Command {
     /// certificate, a signature verified on the host, decryption, ECDH and logon eligibility
     /// (a simulated card in this process unless --reader names a real one).
     Demo(demo_cmd::DemoArgs),
+    /// Run the conformance battery on a card and its profile (card model): pass, fail or skip
+    /// per check, exit 0 only when nothing failed.
+    Conformance(conformance_cmd::ConformanceArgs),
+    /// Measure latency (median, p95), APDUs and bytes of the usual card operations.
+    Bench(bench_cmd::BenchArgs),
     /// Verify, change or unblock a PIN.
     #[command(subcommand)]
     Pin(card_cmd::PinCommand),
@@ -136,6 +147,13 @@ enum Command {
     Decrypt(card_cmd::DecryptArgs),
     /// ECDH: agree a shared secret with a container's EC key and a peer's public key.
     Agree(card_cmd::AgreeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of scard and its commands.
+    Man,
     /// Check certificate files for smart card logon the way Windows does (one result per
     /// file; exit 0 when every file was processed, 1 when one could not be read).
     LogonCheck(logon_cmd::CheckArgs),
@@ -178,12 +196,16 @@ fn main() -> ExitCode {
         Command::Readers { reader, group, json } => readers_cmd::readers(reader, group, *json),
         Command::Info { reader, json } => readers_cmd::info(reader, *json),
         Command::Demo(args) => demo_cmd::run(args),
+        Command::Conformance(args) => conformance_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
         Command::Pin(command) => card_cmd::pin(command),
         Command::Keygen(args) => card_cmd::keygen(args),
         Command::Cert(command) => card_cmd::cert(command),
         Command::Sign(args) => card_cmd::sign(args),
         Command::Decrypt(args) => card_cmd::decrypt(args),
         Command::Agree(args) => card_cmd::agree(args),
+        Command::Completions { shell } => completions(*shell),
+        Command::Man => man_page(),
         Command::LogonCheck(args) => logon_cmd::check(args),
         Command::LogonEnumerate(args) => logon_cmd::enumerate_file(args),
         Command::Certs(args) => logon_cmd::certs(args),
@@ -198,6 +220,36 @@ fn main() -> ExitCode {
     match written {
         Ok(()) => ExitCode::from(outcome.status),
         Err(_) => ExitCode::from(EXIT_FAILURE),
+    }
+}
+
+/// A completion script for `shell`, generated from the command definitions.
+fn completions(shell: clap_complete::Shell) -> Outcome {
+    let mut out = Vec::new();
+    clap_complete::generate(
+        shell,
+        &mut <Cli as clap::CommandFactory>::command(),
+        "scard",
+        &mut out,
+    );
+    Outcome { text: String::from_utf8_lossy(&out).into_owned(), status: 0 }
+}
+
+/// The man page of `scard` with a section per command, generated from the command definitions.
+fn man_page() -> Outcome {
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    let rendered = clap_mangen::Man::new(command.clone()).render(&mut out).and_then(|()| {
+        for sub in command.get_subcommands() {
+            let name = format!("scard-{}", sub.get_name());
+            let page = sub.clone().name(name.clone()).bin_name(name);
+            clap_mangen::Man::new(page).render(&mut out)?;
+        }
+        Ok(())
+    });
+    match rendered {
+        Ok(()) => Outcome { text: String::from_utf8_lossy(&out).into_owned(), status: 0 },
+        Err(err) => Outcome::error(format!("writing the man page: {err}"), EXIT_FAILURE),
     }
 }
 
