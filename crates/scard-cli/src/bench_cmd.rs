@@ -16,9 +16,9 @@ use scard_transport::counting::Tally;
 use serde::Serialize;
 
 use crate::card_cmd::outcome;
-use crate::conformance_cmd::host::{self, DecryptCase, Ephemeral, SignCase};
 use crate::conformance_cmd::keys::{self, KeyAt, Op};
 use crate::conformance_cmd::session::{Connection, Credentials, Session, SimFamily, Target};
+use crate::host::{self, DecryptCase, Ephemeral, SignCase};
 use crate::readers_cmd::ReaderArgs;
 use crate::{Outcome, to_json};
 

@@ -10,24 +10,16 @@
 //! out.
 
 use std::io::Write;
-use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::{Args, ValueEnum};
-use der::Encode;
 use scard_certs::{Policy, Timestamp, enumerate};
 use scard_minidriver::{
     CardError, CardModule, Curve, DecryptPadding, HashAlg, KeyAlgorithm, Pin, PinId, PinType,
-    PublicKey, SignPadding, SignRequest, with_transaction,
+    PublicKey, with_transaction,
 };
-use x509_cert::builder::{Builder, CertificateBuilder, Profile};
-use x509_cert::ext::pkix::name::{GeneralName, OtherName};
-use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
-use x509_cert::name::Name;
-use x509_cert::serial_number::SerialNumber;
-use x509_cert::spki::SubjectPublicKeyInfoOwned;
-use x509_cert::time::Validity;
 
+use crate::host::{self, DecryptCase, Ephemeral, Scheme, SignCase};
 use crate::readers_cmd::ReaderArgs;
 use crate::{EXIT_FAILURE, Outcome};
 
@@ -278,7 +270,8 @@ fn demo(
     };
 
     // A logon certificate for the RSA (key exchange) key, issued by a throwaway host CA.
-    let cert = issue_certificate(&rsa_key).map_err(|e| format!("making the certificate: {e}"))?;
+    let cert = host::logon_certificate(&rsa_key, DEMO_UPN)
+        .map_err(|e| format!("making the certificate: {e}"))?;
     let written = with_transaction(card, |card| {
         authenticate_admin(card, &admin, admin_is_key)?;
         with_user_pin_if_asked(card, &pin, |card| card.put_certificate(plan.rsa, Some(&cert)))?;
@@ -298,10 +291,9 @@ fn demo(
     );
 
     // PIN, signature, decryption: one transaction, PIN right before the key is used.
-    let data = b"scard demo: signed on the card, verified on the host";
-    let digest = HashAlg::Sha256.digest(data);
-    let request =
-        SignRequest { hash: Some(HashAlg::Sha256), padding: SignPadding::Pkcs1, data: &digest };
+    let case = SignCase { name: "pkcs1-sha256", hash: HashAlg::Sha256, scheme: Scheme::Pkcs1 };
+    let input = case.input(KeyAlgorithm::Rsa(2048))?;
+    let request = case.request(&input);
     let signed = with_transaction(card, |card| {
         card.check_sign(plan.sign, &request)?;
         let container = card.container(plan.sign)?;
@@ -311,7 +303,7 @@ fn demo(
     let verified = signed
         .as_ref()
         .map_err(ToString::to_string)
-        .and_then(|sig| verify_rsa(&sign_key, &digest, sig).map(|()| sig.len()));
+        .and_then(|sig| case.verify(&sign_key, sig).map(|()| sig.len()));
     let tries = card.tries_left(PinId::USER).ok().flatten();
     report.line(
         "PIN",
@@ -333,29 +325,31 @@ fn demo(
         }),
     );
 
-    let plain = b"a session key for the card";
-    let (padding, padding_name) = if props.family == "openpgp" {
+    let case = if props.family == "openpgp" {
         // OpenPGP cards remove PKCS#1 v1.5 padding themselves and know no OAEP (3.4 §7.2.11).
-        (DecryptPadding::Pkcs1, "PKCS#1 v1.5")
+        DecryptCase { name: "PKCS#1 v1.5", padding: DecryptPadding::Pkcs1 }
     } else {
-        (DecryptPadding::Oaep { hash: HashAlg::Sha256, label: Vec::new() }, "OAEP SHA-256")
+        let padding = DecryptPadding::Oaep { hash: HashAlg::Sha256, label: Vec::new() };
+        DecryptCase { name: "OAEP SHA-256", padding }
     };
-    let decrypted = encrypt_on_host(&rsa_key, &padding, plain).and_then(|ct| {
+    let (padding, padding_name) = (&case.padding, case.name);
+    let decrypted = case.encrypt(&rsa_key).and_then(|(plain, ct)| {
         with_transaction(card, |card| {
-            card.check_decrypt(plan.rsa, &padding)?;
+            card.check_decrypt(plan.rsa, padding)?;
             let container = card.container(plan.rsa)?;
             card.authenticate(container.pin, &pin)?;
-            card.decrypt(plan.rsa, &padding, &ct)
+            card.decrypt(plan.rsa, padding, &ct)
         })
+        .map(|p| p.expose() == plain.as_slice())
         .map_err(|e| e.to_string())
     });
     report.line(
         "decrypt",
         match decrypted {
-            Ok(p) if p.expose() == plain => Ok(format!(
+            Ok(true) => Ok(format!(
                 "RSA {padding_name}: encrypted on the host, the card gave the plaintext back"
             )),
-            Ok(_) => Err("the card decrypted to something else".to_owned()),
+            Ok(false) => Err("the card decrypted to something else".to_owned()),
             Err(e) => Err(e),
         },
     );
@@ -415,14 +409,8 @@ fn ecdh(
         admin_is_key,
         pin,
     )?;
-    let host = p256::ecdh::EphemeralSecret::random(&mut rand_core::OsRng);
-    let host_public = {
-        use p256::elliptic_curve::sec1::ToEncodedPoint;
-        PublicKey::Ec {
-            curve: Curve::P256,
-            point: host.public_key().to_encoded_point(false).as_bytes().to_vec(),
-        }
-    };
+    let host = Ephemeral::new(Curve::P256)?;
+    let host_public = host.public();
     let agreed = with_transaction(card, |card| {
         let container = card.container(plan.ecdh)?;
         card.authenticate(container.pin, pin)?;
@@ -430,15 +418,11 @@ fn ecdh(
     });
     report.line(
         "ECDH",
-        match (agreed, card_point(&ec_key)) {
-            (Ok(secret), Ok(card_public)) => {
-                let expected = host.diffie_hellman(&card_public);
-                if secret.expose() == expected.raw_secret_bytes().as_slice() {
-                    Ok("P-256: the card's shared secret equals the host's".to_owned())
-                } else {
-                    Err("the shared secrets differ".to_owned())
-                }
+        match (agreed, host.shared(&ec_key)) {
+            (Ok(secret), Ok(expected)) if secret.expose() == expected.as_slice() => {
+                Ok("P-256: the card's shared secret equals the host's".to_owned())
             }
+            (Ok(_), Ok(_)) => Err("the shared secrets differ".to_owned()),
             (Err(e), _) => Err(e.to_string()),
             (_, Err(e)) => Err(e),
         },
@@ -514,87 +498,5 @@ fn with_user_pin_if_asked<R>(
             write(card)
         }
         other => other,
-    }
-}
-
-/// A certificate for the card's key with what Windows logon wants: Smart Card Logon and Client
-/// Authentication EKUs, digitalSignature + keyEncipherment, a UPN (UTF8String otherName,
-/// MS-PKCA §3.1.5.2.1.1), signed by a P-256 CA key made for this run.
-fn issue_certificate(key: &PublicKey) -> Result<Vec<u8>, String> {
-    use der::Decode;
-    let e = |e: &dyn std::fmt::Display| e.to_string();
-    let spki_der = key.to_spki_der().map_err(|x| e(&x))?;
-    let spki = SubjectPublicKeyInfoOwned::from_der(&spki_der).map_err(|x| e(&x))?;
-    let ca = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
-    let issuer = Name::from_str("CN=scard demo CA").map_err(|x| e(&x))?;
-    let subject = Name::from_str("CN=scard demo user").map_err(|x| e(&x))?;
-    let validity = Validity::from_now(Duration::from_secs(30 * 86_400)).map_err(|x| e(&x))?;
-    let serial = SerialNumber::new(&[0x01, 0x5C, 0xAD]).map_err(|x| e(&x))?;
-    let mut builder = CertificateBuilder::new(
-        // Leaf: basicConstraints cA FALSE, keyUsage digitalSignature + keyEncipherment, key ids.
-        Profile::Leaf { issuer, enable_key_agreement: false, enable_key_encipherment: true },
-        serial,
-        validity,
-        subject,
-        spki,
-        &ca,
-    )
-    .map_err(|x| e(&x))?;
-    let smart_card_logon = der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.2");
-    let client_auth = der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
-    let upn_oid = der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.3");
-    builder
-        .add_extension(&ExtendedKeyUsage(vec![smart_card_logon, client_auth]))
-        .map_err(|x| e(&x))?;
-    let upn = der::asn1::Utf8StringRef::new(DEMO_UPN).map_err(|x| e(&x))?;
-    let value = der::Any::encode_from(&upn).map_err(|x| e(&x))?;
-    builder
-        .add_extension(&SubjectAltName(vec![GeneralName::OtherName(OtherName {
-            type_id: upn_oid,
-            value,
-        })]))
-        .map_err(|x| e(&x))?;
-    let cert = builder.build::<p256::ecdsa::DerSignature>().map_err(|x| e(&x))?;
-    cert.to_der().map_err(|x| e(&x))
-}
-
-fn rsa_public(key: &PublicKey) -> Result<rsa::RsaPublicKey, String> {
-    match key {
-        PublicKey::Rsa { n, e } => {
-            rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(n), rsa::BigUint::from_bytes_be(e))
-                .map_err(|err| err.to_string())
-        }
-        PublicKey::Ec { .. } => Err("not an RSA key".to_owned()),
-    }
-}
-
-fn verify_rsa(key: &PublicKey, digest: &[u8], sig: &[u8]) -> Result<(), String> {
-    rsa_public(key)?
-        .verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), digest, sig)
-        .map_err(|e| format!("the signature does not verify: {e}"))
-}
-
-fn encrypt_on_host(
-    key: &PublicKey,
-    padding: &DecryptPadding,
-    plain: &[u8],
-) -> Result<Vec<u8>, String> {
-    let key = rsa_public(key)?;
-    let mut rng = rand_core::OsRng;
-    match padding {
-        DecryptPadding::Oaep { .. } => {
-            key.encrypt(&mut rng, rsa::Oaep::new::<sha2::Sha256>(), plain)
-        }
-        _ => key.encrypt(&mut rng, rsa::Pkcs1v15Encrypt, plain),
-    }
-    .map_err(|e| e.to_string())
-}
-
-fn card_point(key: &PublicKey) -> Result<p256::PublicKey, String> {
-    match key {
-        PublicKey::Ec { curve: Curve::P256, point } => {
-            p256::PublicKey::from_sec1_bytes(point).map_err(|e| e.to_string())
-        }
-        _ => Err("not a P-256 key".to_owned()),
     }
 }

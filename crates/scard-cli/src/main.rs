@@ -19,6 +19,7 @@ mod card_cmd;
 mod config;
 mod conformance_cmd;
 mod demo_cmd;
+mod host;
 mod logon_cmd;
 mod policy;
 mod profiles;

@@ -9,8 +9,8 @@ use scard_minidriver::{
     CardCf, CardError, CardModule, ContainerInfo, KeyAlgorithm, PinId, PublicKey,
 };
 
-use super::host::{DecryptCase, Ephemeral, SignCase};
 use super::session::{Connection, Credentials};
+use crate::host::{DecryptCase, Ephemeral, SignCase};
 
 /// A key operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

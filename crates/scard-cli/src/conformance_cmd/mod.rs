@@ -12,7 +12,6 @@
 //! - [`checks`]: the checks, in the order they run.
 
 mod checks;
-pub(crate) mod host;
 pub(crate) mod keys;
 pub(crate) mod session;
 

@@ -9,9 +9,9 @@ use scard_minidriver::fs::decode_cmapfile;
 use scard_minidriver::{CardError, FilePath, PinId, PinType};
 use scard_transport::Disposition;
 
-use super::super::host;
 use super::{Run, fresh_tries, names, wrong_value};
 use crate::conformance_cmd::Status;
+use crate::host;
 
 impl Run {
     /// The card was opened with its profile.

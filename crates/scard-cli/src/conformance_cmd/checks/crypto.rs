@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use scard_iso7816::apdu::Ins;
 use scard_minidriver::{CardError, CardProperties, Curve, FilePath, KeyAlgorithm, PinId};
 
-use super::super::host;
 use super::super::keys::{self, KeyAt, Op, Refusal, Trial, no_credential};
 use super::{Blocked, Run, list, names};
 use crate::conformance_cmd::Status;
+use crate::host;
 
 impl Run {
     /// An algorithm the card does not claim is refused before anything is sent (asked before

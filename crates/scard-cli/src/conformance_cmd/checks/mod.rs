@@ -13,10 +13,10 @@ use scard_iso7816::hex;
 use scard_minidriver::{CardError, CardProperties, Pin, PinId};
 use scard_transport::counting::Tally;
 
-use super::host::SignCase;
 use super::keys::{KeyAt, Refusal, Write};
 use super::session::{Connection, Session};
 use super::{CardJson, Check, Status};
+use crate::host::SignCase;
 
 /// The report's check names that are not per algorithm.
 pub(crate) mod names {

@@ -1,6 +1,7 @@
-//! The host side of the checks: what a card signs is verified, what it decrypts was encrypted,
-//! and what it agrees is computed here too, with RustCrypto (RFC 8017 for RSA, FIPS 186-4 for
-//! ECDSA, SP 800-56A for ECDH); certificates for generated keys are issued by a throwaway CA.
+//! The host side of what the commands check on a card (`demo`, `conformance`, `bench`): what a
+//! card signs is verified, what it decrypts was encrypted, and what it agrees is computed here
+//! too, with RustCrypto (RFC 8017 for RSA, FIPS 186-4 for ECDSA, SP 800-56A for ECDH);
+//! certificates for generated keys are issued by a throwaway CA.
 
 use std::str::FromStr;
 
@@ -339,6 +340,55 @@ fn certificate_with(key: &PublicKey, cn: &str, padding_units: usize) -> Result<V
         .map_err(|e| err(&e))?
         .to_der()
         .map_err(|e| err(&e))
+}
+
+/// A certificate for the card's key with what Windows logon wants: Smart Card Logon and Client
+/// Authentication EKUs, digitalSignature + keyEncipherment, a UPN (UTF8String otherName,
+/// MS-PKCA §3.1.5.2.1.1), signed by a P-256 CA key made for this run.
+pub(crate) fn logon_certificate(key: &PublicKey, upn: &str) -> Result<Vec<u8>, String> {
+    use der::{Decode, Encode};
+    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+    use x509_cert::ext::pkix::name::{GeneralName, OtherName};
+    use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
+    use x509_cert::name::Name;
+    use x509_cert::serial_number::SerialNumber;
+    use x509_cert::spki::SubjectPublicKeyInfoOwned;
+    use x509_cert::time::Validity;
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let spki_der = key.to_spki_der().map_err(|x| e(&x))?;
+    let spki = SubjectPublicKeyInfoOwned::from_der(&spki_der).map_err(|x| e(&x))?;
+    let ca = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let issuer = Name::from_str("CN=scard demo CA").map_err(|x| e(&x))?;
+    let subject = Name::from_str("CN=scard demo user").map_err(|x| e(&x))?;
+    let validity =
+        Validity::from_now(std::time::Duration::from_secs(30 * 86_400)).map_err(|x| e(&x))?;
+    let serial = SerialNumber::new(&[0x01, 0x5C, 0xAD]).map_err(|x| e(&x))?;
+    let mut builder = CertificateBuilder::new(
+        // Leaf: basicConstraints cA FALSE, keyUsage digitalSignature + keyEncipherment, key ids.
+        Profile::Leaf { issuer, enable_key_agreement: false, enable_key_encipherment: true },
+        serial,
+        validity,
+        subject,
+        spki,
+        &ca,
+    )
+    .map_err(|x| e(&x))?;
+    let smart_card_logon = der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.2");
+    let client_auth = der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
+    let upn_oid = der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.3");
+    builder
+        .add_extension(&ExtendedKeyUsage(vec![smart_card_logon, client_auth]))
+        .map_err(|x| e(&x))?;
+    let upn = der::asn1::Utf8StringRef::new(upn).map_err(|x| e(&x))?;
+    let value = der::Any::encode_from(&upn).map_err(|x| e(&x))?;
+    builder
+        .add_extension(&SubjectAltName(vec![GeneralName::OtherName(OtherName {
+            type_id: upn_oid,
+            value,
+        })]))
+        .map_err(|x| e(&x))?;
+    let cert = builder.build::<p256::ecdsa::DerSignature>().map_err(|x| e(&x))?;
+    cert.to_der().map_err(|x| e(&x))
 }
 
 /// The public key of a DER certificate.
