@@ -26,6 +26,13 @@ pub(crate) struct PinArgs {
     pin_env: Option<String>,
 }
 
+impl PinArgs {
+    /// The variable named by `--pin-env`.
+    pub(crate) fn pin_env(&self) -> Option<&str> {
+        self.pin_env.as_deref()
+    }
+}
+
 /// Where the admin credential comes from.
 #[derive(Debug, Args)]
 pub(crate) struct AdminArgs {
@@ -273,7 +280,16 @@ impl From<CardError> for Failure {
             CardError::Transport(t) => readers_cmd::status_of(t),
             _ => EXIT_FAILURE,
         };
-        Failure(err.to_string(), status)
+        // What to do next, where there is one thing to do.
+        let hint = match &err {
+            CardError::PinBlocked { pin } if *pin == PinId::USER => {
+                "; unblock it with 'scard pin unblock' (the PUK or admin credential)"
+            }
+            CardError::PinBlocked { .. } => "; only the card's issuer can help now",
+            CardError::WrongPin { tries_left: Some(1), .. } => "; one more wrong try blocks it",
+            _ => "",
+        };
+        Failure(format!("{err}{hint}"), status)
     }
 }
 

@@ -391,6 +391,18 @@ pub(crate) fn logon_certificate(key: &PublicKey, upn: &str) -> Result<Vec<u8>, S
     cert.to_der().map_err(|x| e(&x))
 }
 
+/// "subject, valid from .. to ..., issued by ..." of a DER certificate.
+pub(crate) fn certificate_subject(der: &[u8]) -> Result<String, String> {
+    use x509_cert::der::Decode;
+    let cert =
+        x509_cert::Certificate::from_der(der).map_err(|e| format!("not a DER certificate: {e}"))?;
+    let tbs = &cert.tbs_certificate;
+    Ok(format!(
+        "{}, valid {} .. {}, issued by {}",
+        tbs.subject, tbs.validity.not_before, tbs.validity.not_after, tbs.issuer
+    ))
+}
+
 /// The public key of a DER certificate.
 pub(crate) fn certificate_key(der: &[u8]) -> Result<PublicKey, String> {
     use x509_cert::der::{Decode, Encode};

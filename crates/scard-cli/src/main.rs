@@ -24,6 +24,7 @@ mod logon_cmd;
 mod policy;
 mod profiles;
 mod readers_cmd;
+mod scinfo_cmd;
 mod secrets;
 mod sim_cmd;
 mod watch_cmd;
@@ -134,6 +135,10 @@ enum Command {
     Conformance(conformance_cmd::ConformanceArgs),
     /// Measure latency (median, p95), APDUs and bytes of the usual card operations.
     Bench(bench_cmd::BenchArgs),
+    /// Like certutil -scinfo: every reader and card, the ATR decoded, the card model, every
+    /// container with its certificate, a test signature and decryption per key checked on the
+    /// host (PIN asked once per card), the logon verdict per certificate, what failed and why.
+    Scinfo(scinfo_cmd::ScinfoArgs),
     /// Verify, change or unblock a PIN.
     #[command(subcommand)]
     Pin(card_cmd::PinCommand),
@@ -199,6 +204,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo_cmd::run(args),
         Command::Conformance(args) => conformance_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Scinfo(args) => scinfo_cmd::run(args),
         Command::Pin(command) => card_cmd::pin(command),
         Command::Keygen(args) => card_cmd::keygen(args),
         Command::Cert(command) => card_cmd::cert(command),
