@@ -219,7 +219,10 @@ fn main() -> ExitCode {
         Command::Policy(args) => policy::run(args),
         Command::Watch(args) => watch_cmd::run(args),
     };
-    let written = if outcome.is_error_message() {
+    let written = if outcome.text.trim_end().is_empty() {
+        // Nothing to say (e.g. `watch --events` printed its JSON lines as it went).
+        Ok(())
+    } else if outcome.is_error_message() {
         writeln!(std::io::stderr().lock(), "{}", outcome.text.trim_end())
     } else {
         writeln!(std::io::stdout().lock(), "{}", outcome.text.trim_end())

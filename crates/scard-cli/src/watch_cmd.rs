@@ -62,6 +62,11 @@ pub(crate) struct WatchArgs {
     /// Seconds each exchange with a card may take.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     timeout: u64,
+    /// Print what happens as JSON lines on standard output (card_inserted, card_removed,
+    /// pin_blocked, logon_certificate, propagated, cleaned, removal_action, ...) instead of
+    /// text on standard error.
+    #[arg(long)]
+    events: bool,
 }
 
 /// What the service does.
@@ -104,16 +109,13 @@ impl Service {
         &self,
         registry: &mut Registry,
         stop: &AtomicBool,
-        log: &mut dyn FnMut(String),
+        log: &mut dyn FnMut(Event),
     ) -> Result<(), String> {
         let mut present: BTreeMap<String, Present> = BTreeMap::new();
         if let Some(store) = &self.store {
             let left = store.clear_my().map_err(|e| e.to_string())?;
             if !left.removed.is_empty() {
-                log(format!(
-                    "removed {} certificate(s) left by an earlier run",
-                    left.removed.len()
-                ));
+                log(Event::LeftoversRemoved { files: left.removed.len() });
             }
         }
         let (readers, _) = registry.readers();
@@ -129,7 +131,7 @@ impl Service {
                     // reported once and asked again; the service keeps running.
                     let message = e.to_string();
                     if message != last_error {
-                        log(format!("reader events: {message}"));
+                        log(Event::ReaderError { error: message.clone() });
                         last_error = message;
                     }
                     std::thread::sleep(Duration::from_secs(1));
@@ -155,16 +157,16 @@ impl Service {
         // The service ends (sign-out): its my/ entries go, and the roots under option 1.
         if let Some(store) = &self.store {
             match store.clear_my() {
-                Ok(c) => log(format!("stopped: removed {} certificate(s)", c.removed.len())),
-                Err(e) => log(format!("stopped: {e}")),
+                Ok(c) => log(Event::Stopped { files: c.removed.len(), roots: false }),
+                Err(e) => log(Event::StoreError { reader: None, error: e.to_string() }),
             }
             if self.policy.root_cleanup() == RootCleanup::AtSignOut {
                 match store.clear_roots() {
                     Ok(c) if !c.removed.is_empty() => {
-                        log(format!("stopped: removed {} root certificate(s)", c.removed.len()));
+                        log(Event::Stopped { files: c.removed.len(), roots: true });
                     }
                     Ok(_) => {}
-                    Err(e) => log(format!("stopped: {e}")),
+                    Err(e) => log(Event::StoreError { reader: None, error: e.to_string() }),
                 }
             }
         }
@@ -177,43 +179,76 @@ impl Service {
         registry: &mut Registry,
         reader: &str,
         present: &mut BTreeMap<String, Present>,
-        log: &mut dyn FnMut(String),
+        log: &mut dyn FnMut(Event),
     ) {
+        let read = read_card(registry, reader, &self.policy);
+        let CardRead { card_id, certs, blocked, logon } = match read {
+            Ok(v) => v,
+            Err(e) => {
+                log(Event::CardUnreadable { reader: reader.to_owned(), error: e });
+                present.insert(reader.to_owned(), Present { card_id: None });
+                return;
+            }
+        };
+        // The same card reported again (a reader that announces a card already seen at
+        // start): nothing changed.
+        if present.get(reader).is_some_and(|p| p.card_id.as_deref() == Some(card_id.as_str())) {
+            return;
+        }
         if let Some(old) = present.remove(reader) {
             // A card swap without a removal event: forget the old card first.
             if let (Some(store), Some(id)) = (&self.store, &old.card_id) {
                 let _ = store.remove_card(id, self.policy.root_cleanup() == RootCleanup::OnRemoval);
             }
         }
-        let read = read_card(registry, reader);
-        let (card_id, certs) = match read {
-            Ok(v) => v,
-            Err(e) => {
-                log(format!("{reader}: card inserted, not read: {e}"));
-                present.insert(reader.to_owned(), Present { card_id: None });
-                return;
-            }
-        };
-        log(format!("{reader}: card {card_id} inserted, {} certificate(s)", certs.len()));
+        log(Event::CardInserted {
+            reader: reader.to_owned(),
+            card_id: card_id.clone(),
+            certificates: certs.len(),
+        });
+        for (pin, name) in blocked {
+            log(Event::PinBlocked {
+                reader: reader.to_owned(),
+                card_id: card_id.clone(),
+                pin,
+                name,
+            });
+        }
+        for (container, upn, subject) in logon {
+            log(Event::LogonCertificate {
+                reader: reader.to_owned(),
+                card_id: card_id.clone(),
+                container,
+                upn,
+                subject,
+            });
+        }
         if let Some(store) = self.propagating() {
             let card = CardIdentity { reader: reader.to_owned(), card_id: card_id.clone() };
             match store.propagate(&card, &certs, self.roots()) {
-                Ok(c) => log(format!("{reader}: propagated {} file(s)", c.written.len())),
-                Err(e) => log(format!("{reader}: propagation failed: {e}")),
+                Ok(c) => {
+                    log(Event::Propagated { reader: reader.to_owned(), files: c.written.len() })
+                }
+                Err(e) => log(Event::StoreError {
+                    reader: Some(reader.to_owned()),
+                    error: format!("propagation failed: {e}"),
+                }),
             }
         }
         present.insert(reader.to_owned(), Present { card_id: Some(card_id) });
     }
 
     /// A card went away: remove what it brought, then the removal action, once.
-    fn removed(&self, reader: &str, card: &Present, log: &mut dyn FnMut(String)) {
+    fn removed(&self, reader: &str, card: &Present, log: &mut dyn FnMut(Event)) {
         let id = card.card_id.clone().unwrap_or_default();
-        log(format!("{reader}: card {id} removed"));
+        log(Event::CardRemoved { reader: reader.to_owned(), card_id: id.clone() });
         if let (Some(store), Some(card_id)) = (&self.store, &card.card_id) {
             let roots = self.policy.root_cleanup() == RootCleanup::OnRemoval;
             match store.remove_card(card_id, roots) {
-                Ok(c) => log(format!("{reader}: removed {} file(s)", c.removed.len())),
-                Err(e) => log(format!("{reader}: {e}")),
+                Ok(c) => log(Event::Cleaned { reader: reader.to_owned(), files: c.removed.len() }),
+                Err(e) => {
+                    log(Event::StoreError { reader: Some(reader.to_owned()), error: e.to_string() })
+                }
             }
         }
         let Some(mut command) = removal_command(self.removal, self.on_remove.as_deref()) else {
@@ -224,22 +259,64 @@ impl Service {
             .env("SCARD_CARD_ID", &id)
             .env("SCARD_REMOVAL", self.removal.name());
         match command.status() {
-            Ok(status) if status.success() => log(format!("{reader}: removal action done")),
-            Ok(status) => log(format!("{reader}: removal action failed ({status})")),
-            Err(e) => log(format!("{reader}: removal action not run: {e}")),
+            Ok(status) if status.success() => log(Event::RemovalAction {
+                reader: reader.to_owned(),
+                action: self.removal.name(),
+                outcome: "done".to_owned(),
+            }),
+            Ok(status) => log(Event::RemovalAction {
+                reader: reader.to_owned(),
+                action: self.removal.name(),
+                outcome: format!("failed ({status})"),
+            }),
+            Err(e) => log(Event::RemovalAction {
+                reader: reader.to_owned(),
+                action: self.removal.name(),
+                outcome: format!("not run: {e}"),
+            }),
         }
     }
 }
 
-/// The card id (hex) and the parsed container certificates of the card in `reader`.
-fn read_card(
-    registry: &mut Registry,
-    reader: &str,
-) -> Result<(String, Vec<ContainerCert>), String> {
+/// What the service reads from an inserted card.
+struct CardRead {
+    /// The card id (hex).
+    card_id: String,
+    /// The parsed container certificates.
+    certs: Vec<ContainerCert>,
+    /// Blocked PINs: (id, name).
+    blocked: Vec<(u8, String)>,
+    /// The certificates logon would offer: (container, UPN, subject).
+    logon: Vec<(String, Option<String>, String)>,
+}
+
+/// Reads the card in `reader`: its id, certificates, blocked PINs, and which certificates
+/// logon would offer under `policy`.
+fn read_card(registry: &mut Registry, reader: &str, policy: &Policy) -> Result<CardRead, String> {
     let transport = registry.connect(Some(reader), ShareMode::Shared).map_err(|e| e.to_string())?;
     let mut module = crate::profiles::registry().open(transport).map_err(|e| e.to_string())?;
     let id = module.card_id().map_err(|e| e.to_string())?;
+    let blocked = module
+        .pins()
+        .map(|pins| {
+            pins.into_iter()
+                .filter(|p| p.tries_left == Some(0))
+                .map(|p| (p.id.get(), p.name))
+                .collect()
+        })
+        .unwrap_or_default();
     let card = crate::logon_cmd::card_of(module.as_mut()).map_err(|e| e.to_string())?;
+    let now = scard_certs::Timestamp::from_system_time(std::time::SystemTime::now());
+    let reverse = policy.flag(Setting::ReverseSubject);
+    let logon = scard_certs::enumerate(&card, now, policy)
+        .outcomes
+        .into_iter()
+        .filter(|o| o.displayed())
+        .filter_map(|o| {
+            let cert = o.cert?;
+            Some((o.name, cert.upn().map(str::to_owned), cert.display_name(reverse)))
+        })
+        .collect();
     let certs = card
         .containers()
         .iter()
@@ -251,7 +328,85 @@ fn read_card(
             Some(ContainerCert { container: c.name.clone(), key_spec: c.key_spec, cert })
         })
         .collect();
-    Ok((id.iter().map(|b| format!("{b:02X}")).collect(), certs))
+    Ok(CardRead { card_id: id.iter().map(|b| format!("{b:02X}")).collect(), certs, blocked, logon })
+}
+
+/// What the service did or saw: a line of text, or with `--events` a JSON object per line
+/// (`{"event": "card_inserted", "reader": ..., ...}`).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub(crate) enum Event {
+    /// A card was inserted (or present at start) and read.
+    CardInserted { reader: String, card_id: String, certificates: usize },
+    /// A card was inserted but could not be read.
+    CardUnreadable { reader: String, error: String },
+    /// A PIN of an inserted card is blocked.
+    PinBlocked { reader: String, card_id: String, pin: u8, name: String },
+    /// A certificate logon would offer (Windows client rules under the settings).
+    LogonCertificate {
+        reader: String,
+        card_id: String,
+        container: String,
+        upn: Option<String>,
+        subject: String,
+    },
+    /// Certificates written to the store.
+    Propagated { reader: String, files: usize },
+    /// A card was removed.
+    CardRemoved { reader: String, card_id: String },
+    /// What a removed card brought was removed from the store.
+    Cleaned { reader: String, files: usize },
+    /// The removal action ran.
+    RemovalAction { reader: String, action: &'static str, outcome: String },
+    /// Entries of an earlier run removed at start.
+    LeftoversRemoved { files: usize },
+    /// The store could not be written or cleaned.
+    StoreError { reader: Option<String>, error: String },
+    /// Reader events failed (reported once until they work again).
+    ReaderError { error: String },
+    /// The service stopped and cleaned up (`roots`: root certificates).
+    Stopped { files: usize, roots: bool },
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::CardInserted { reader, card_id, certificates } => {
+                write!(f, "{reader}: card {card_id} inserted, {certificates} certificate(s)")
+            }
+            Event::CardUnreadable { reader, error } => {
+                write!(f, "{reader}: card inserted, not read: {error}")
+            }
+            Event::PinBlocked { reader, card_id, pin, name } => {
+                write!(f, "{reader}: card {card_id}: PIN {pin} ({name}) is blocked")
+            }
+            Event::LogonCertificate { reader, container, upn, subject, .. } => write!(
+                f,
+                "{reader}: logon certificate in {container}: {subject}{}",
+                upn.as_ref().map(|u| format!(" (UPN {u})")).unwrap_or_default()
+            ),
+            Event::Propagated { reader, files } => {
+                write!(f, "{reader}: propagated {files} file(s)")
+            }
+            Event::CardRemoved { reader, card_id } => write!(f, "{reader}: card {card_id} removed"),
+            Event::Cleaned { reader, files } => write!(f, "{reader}: removed {files} file(s)"),
+            Event::RemovalAction { reader, outcome, .. } => {
+                write!(f, "{reader}: removal action {outcome}")
+            }
+            Event::LeftoversRemoved { files } => {
+                write!(f, "removed {files} certificate(s) left by an earlier run")
+            }
+            Event::StoreError { reader: Some(reader), error } => write!(f, "{reader}: {error}"),
+            Event::StoreError { reader: None, error } => write!(f, "stopped: {error}"),
+            Event::ReaderError { error } => write!(f, "reader events: {error}"),
+            Event::Stopped { files, roots: false } => {
+                write!(f, "stopped: removed {files} certificate(s)")
+            }
+            Event::Stopped { files, roots: true } => {
+                write!(f, "stopped: removed {files} root certificate(s)")
+            }
+        }
+    }
 }
 
 /// The command of a removal action (`None`: nothing to run).
@@ -332,7 +487,22 @@ pub(crate) fn run(args: &WatchArgs) -> Outcome {
     if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)) {
         return Outcome::error(format!("cannot handle Ctrl-C: {e}"), EXIT_FAILURE);
     }
-    let mut log = |line: String| eprintln!("watch: {line}");
+    let events = args.events;
+    let mut log = |event: Event| {
+        if events {
+            use std::io::Write;
+            // One line per event, flushed at once; a closed pipe is not a reason to panic.
+            let mut out = std::io::stdout().lock();
+            match serde_json::to_string(&event) {
+                Ok(line) => {
+                    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+                }
+                Err(e) => eprintln!("watch: {event} (not as JSON: {e})"),
+            }
+        } else {
+            eprintln!("watch: {event}");
+        }
+    };
     match service.serve(&mut registry, &stop, &mut log) {
         Ok(()) => Outcome { text: String::new(), status: 0 },
         Err(e) => Outcome::error(e, EXIT_FAILURE),
@@ -420,7 +590,7 @@ mod tests {
             let stop = Arc::clone(&stop);
             let lines = Arc::clone(&lines);
             std::thread::spawn(move || {
-                let mut log = |l: String| lines.lock().unwrap().push(l);
+                let mut log = |e: Event| lines.lock().unwrap().push(e.to_string());
                 service.serve(&mut registry, &stop, &mut log)
             })
         };
