@@ -115,6 +115,49 @@ pub fn scard_binary() -> Result<PathBuf, String> {
     }
 }
 
+/// The scard PKCS#11 module of this build: `libscard_pkcs11.so` in `target/<profile>/deps/`
+/// (where `cargo test --workspace` builds the cdylib) or `target/<profile>/` (`cargo build`),
+/// whichever is newer.
+pub fn pkcs11_module() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let deps = exe.parent().ok_or("odd test binary path")?;
+    let profile_dir = deps.parent().ok_or("odd test binary path")?;
+    let name =
+        format!("{}scard_pkcs11{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    [deps.join(&name), profile_dir.join(&name)]
+        .into_iter()
+        .filter_map(|p| Some((fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .ok_or_else(|| {
+            format!(
+                "{name} missing: build it with `cargo build -p scard-pkcs11` (or run `cargo test \
+                 --workspace`)"
+            )
+        })
+}
+
+/// For interop tests that need no sandbox: whether the programs in `tools` (names on PATH or
+/// paths) and the PKCS#11 module are there. When they are not, the test prints why it is
+/// skipped and should return — unless `SCARD_REQUIRE_INTEROP=1`, which fails it.
+pub fn tools_present(test: &str, tools: &[&str]) -> bool {
+    let missing = tools
+        .iter()
+        .find(|t| which(t).is_none())
+        .map(|t| format!("{t} not found"))
+        .or_else(|| pkcs11_module().err());
+    match missing {
+        None => true,
+        Some(reason) if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") => {
+            panic!("{test}: interop prerequisites missing with {REQUIRE_ENV}=1: {reason}")
+        }
+        Some(reason) => {
+            println!("skipped {test}: {reason}");
+            false
+        }
+    }
+}
+
 /// A simulated card attached to one vpcd slot.
 #[derive(Debug)]
 struct Sim {
