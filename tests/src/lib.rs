@@ -2,6 +2,7 @@
 //! and by the corpus replay test on stable Rust) and the interop sandbox (real clients against
 //! simulated cards through a real pcscd).
 
+pub mod gnupg;
 pub mod harness;
 pub mod interop;
 pub mod third_party;

@@ -13,61 +13,18 @@
 //!
 //! Every client step prints how many APDUs it cost.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::path::Path;
+use std::process::Command;
 
+use scard_tests::gnupg;
 use scard_tests::interop::{OPENSC_PKCS11, Sandbox, sandbox};
 
 const USER_PIN: &str = "123456";
 const ADMIN_PIN: &str = "12345678";
 const UID_NAME: &str = "Sim Card User";
 const UID_EMAIL: &str = "sim@example.invalid";
-
-/// A pinentry speaking just enough Assuan: the Admin PIN when the description or prompt
-/// mentions it ("|A|Please enter the Admin PIN"), the user PIN otherwise ("Please unlock the
-/// card").
-const PINENTRY: &str = r#"#!/bin/bash
-echo "OK scripted pinentry"
-desc=""
-while IFS= read -r line; do
-  case "$line" in
-    SETDESC*|SETPROMPT*|SETTITLE*) desc="$desc $line"; echo OK ;;
-    GETPIN) if [[ "$desc" == *Admin* ]]; then echo "D @ADMIN@"; else echo "D @USER@"; fi
-            echo OK; desc="" ;;
-    BYE) echo OK; exit 0 ;;
-    *) echo OK ;;
-  esac
-done
-"#;
-
-/// A GNUPGHOME for scdaemon over PC/SC (no internal CCID driver, shared access) with the
-/// scripted pinentry.
-fn gnupg_home(sb: &Sandbox) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let home = sb.dir().join("gnupg");
-    fs::create_dir_all(&home).unwrap();
-    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
-    let pinentry = sb.dir().join("pinentry.sh");
-    let script = PINENTRY.replace("@ADMIN@", ADMIN_PIN).replace("@USER@", USER_PIN);
-    fs::write(&pinentry, script).unwrap();
-    fs::set_permissions(&pinentry, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::write(home.join("scdaemon.conf"), "disable-ccid\npcsc-shared\n").unwrap();
-    fs::write(home.join("gpg-agent.conf"), format!("pinentry-program {}\n", pinentry.display()))
-        .unwrap();
-    home
-}
-
-fn gpg(home: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new("gpg");
-    cmd.env("GNUPGHOME", home).args(args);
-    cmd
-}
 
 /// A command from whitespace-separated words.
 fn words(line: &str) -> Command {
@@ -98,75 +55,6 @@ fn path(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
-/// Runs `gpg --edit-card`, typing `commands` at the card-edit prompt and answering the other
-/// prompts from `answers` (status keyword -> answer); returns the status lines. A prompt
-/// asked again and again, an unknown prompt or 60 s of silence fail the test.
-fn edit_card(home: &Path, extra: &[&str], commands: &[&str], answers: &[(&str, &str)]) -> String {
-    let mut child = Command::new("gpg")
-        .env("GNUPGHOME", home)
-        .args(["--no-tty", "--command-fd", "0", "--status-fd", "1"])
-        .args(extra)
-        .arg("--edit-card")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gpg starts");
-    let mut stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let answers: HashMap<&str, &str> = answers.iter().copied().collect();
-    let mut commands = commands.iter();
-    let mut asked: HashMap<String, usize> = HashMap::new();
-    let mut status = String::new();
-    loop {
-        let line = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                panic!("gpg --edit-card silent for 60 s:\n{status}");
-            }
-        };
-        status.push_str(&line);
-        status.push('\n');
-        let mut words = line.split_whitespace();
-        if words.next() != Some("[GNUPG:]") {
-            continue;
-        }
-        let (Some(kind @ ("GET_LINE" | "GET_BOOL" | "GET_HIDDEN")), Some(key)) =
-            (words.next(), words.next())
-        else {
-            continue;
-        };
-        let count = asked.entry(key.to_owned()).or_default();
-        *count += 1;
-        let answer = if key == "cardedit.prompt" {
-            commands.next().copied().unwrap_or("quit")
-        } else if let Some(answer) = answers.get(key).filter(|_| *count <= 6) {
-            answer
-        } else {
-            let _ = child.kill();
-            panic!("gpg --edit-card asked {kind} {key} ({count} times):\n{status}");
-        };
-        status.push_str(&format!("> {answer}\n"));
-        writeln!(stdin, "{answer}").unwrap();
-    }
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("$ gpg --edit-card {commands:?}\n{status}{stderr}");
-    assert!(out.status.success(), "gpg --edit-card failed: {}\n{status}\n{stderr}", out.status);
-    status
-}
-
 /// The answers `generate` needs besides the PINs: no off-card backup, no expiry, the user ID.
 const GENERATE_ANSWERS: [(&str, &str); 6] = [
     ("cardedit.genkeys.backup_enc", "n"),
@@ -180,7 +68,7 @@ const GENERATE_ANSWERS: [(&str, &str); 6] = [
 /// On-card generation of the three keys with `gpg --edit-card`; returns the APDUs it took.
 fn generate_with_gpg(sb: &Sandbox, home: &Path) -> usize {
     let before = sb.apdu_count();
-    let status = edit_card(home, &[], &["admin", "generate", "quit"], &GENERATE_ANSWERS);
+    let status = gnupg::edit_card(home, &[], &["admin", "generate", "quit"], &GENERATE_ANSWERS);
     assert!(status.contains("KEY_CREATED B "), "{status}");
     sb.apdu_count() - before
 }
@@ -194,16 +82,16 @@ fn sign_verify_encrypt_decrypt(sb: &Sandbox, home: &Path) -> (usize, usize) {
     let _ = fs::remove_file(&sig);
     let _ = fs::remove_file(&enc);
     let before = sb.apdu_count();
-    sb.ok(&mut gpg(home, &["--batch", "--detach-sign", "-o", &sig, &msg]));
+    sb.ok(&mut gnupg::gpg(home, &["--batch", "--detach-sign", "-o", &sig, &msg]));
     let signed = sb.apdu_count() - before;
-    let verified = sb.run(&mut gpg(home, &["--verify", &sig, &msg]));
+    let verified = sb.run(&mut gnupg::gpg(home, &["--verify", &sig, &msg]));
     let text = String::from_utf8_lossy(&verified.stderr);
     println!("$ gpg --verify\n{text}");
     assert!(verified.status.success() && text.contains("Good signature"), "{text}");
     let encrypt = ["--batch", "--trust-model", "always", "-e", "-r", UID_EMAIL, "-o", &enc, &msg];
-    sb.ok(&mut gpg(home, &encrypt));
+    sb.ok(&mut gnupg::gpg(home, &encrypt));
     let before = sb.apdu_count();
-    let plain = sb.ok(&mut gpg(home, &["--batch", "-d", &enc]));
+    let plain = sb.ok(&mut gnupg::gpg(home, &["--batch", "-d", &enc]));
     assert_eq!(plain, message);
     (signed, sb.apdu_count() - before)
 }
@@ -216,10 +104,10 @@ fn openpgp_gnupg_card_status_generate_sign_encrypt() {
         return;
     };
     sb.attach("openpgp", 0, &[OsStr::new("--seed"), OsStr::new("1")]);
-    let home = gnupg_home(&sb);
+    let home = gnupg::home(&sb, USER_PIN, ADMIN_PIN);
 
     let before = sb.apdu_count();
-    let status = sb.ok(&mut gpg(&home, &["--card-status"]));
+    let status = sb.ok(&mut gnupg::gpg(&home, &["--card-status"]));
     let card_status_apdus = sb.apdu_count() - before;
     for expected in [
         "Application type .: OpenPGP",
@@ -233,7 +121,7 @@ fn openpgp_gnupg_card_status_generate_sign_encrypt() {
     }
 
     let generate_apdus = generate_with_gpg(&sb, &home);
-    let status = sb.ok(&mut gpg(&home, &["--card-status"]));
+    let status = sb.ok(&mut gnupg::gpg(&home, &["--card-status"]));
     assert!(!status.contains("[none]"), "{status}");
     assert!(status.contains("rsa2048/") && status.contains(UID_EMAIL), "{status}");
     let (sign_apdus, decrypt_apdus) = sign_verify_encrypt_decrypt(&sb, &home);
@@ -241,7 +129,7 @@ fn openpgp_gnupg_card_status_generate_sign_encrypt() {
     // VERIFY 81, PSO:CDS.
     let (warm_sign_apdus, _) = sign_verify_encrypt_decrypt(&sb, &home);
     assert_eq!(warm_sign_apdus, 4);
-    let status = sb.ok(&mut gpg(&home, &["--card-status"]));
+    let status = sb.ok(&mut gnupg::gpg(&home, &["--card-status"]));
     assert!(status.contains("Signature counter : 6"), "{status}");
 
     // NIST P-256 for all three keys (gpg lists that curve with --expert only), generated,
@@ -249,9 +137,9 @@ fn openpgp_gnupg_card_status_generate_sign_encrypt() {
     let curve = [("cardedit.genkeys.algo", "2"), ("keygen.curve", "3")];
     let answers: Vec<(&str, &str)> = curve.iter().chain(&GENERATE_ANSWERS).copied().collect();
     let commands = ["admin", "key-attr", "generate", "quit"];
-    let status = edit_card(&home, &["--expert"], &commands, &answers);
+    let status = gnupg::edit_card(&home, &["--expert"], &commands, &answers);
     assert!(status.contains("KEY_CREATED B "), "{status}");
-    let status = sb.ok(&mut gpg(&home, &["--card-status"]));
+    let status = sb.ok(&mut gnupg::gpg(&home, &["--card-status"]));
     assert!(status.contains("Key attributes ...: nistp256 nistp256 nistp256"), "{status}");
     sign_verify_encrypt_decrypt(&sb, &home);
     let _ = sb.run(Command::new("gpgconf").env("GNUPGHOME", &home).args(["--kill", "all"]));
@@ -277,7 +165,7 @@ fn openpgp_opensc_lists_signs_and_decrypts() {
     assert!(name.contains("OpenPGP card v3.4"), "{name}");
 
     // Keys from GnuPG (OpenSC's openpgp-tool leaves the fingerprints empty).
-    let home = gnupg_home(&sb);
+    let home = gnupg::home(&sb, USER_PIN, ADMIN_PIN);
     generate_with_gpg(&sb, &home);
     let _ = sb.run(Command::new("gpgconf").env("GNUPGHOME", &home).args(["--kill", "all"]));
 

@@ -18,13 +18,10 @@
 // Test code: a failed expectation is meant to panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use p256::elliptic_curve::sec1::ToEncodedPoint;
@@ -34,6 +31,7 @@ use scard_minidriver::{
     ProfileRegistry, PublicKey, SignPadding, SignRequest,
 };
 use scard_profile_openpgp::{OpenPgpCard, Role, fingerprint};
+use scard_tests::gnupg;
 use scard_tests::interop::{OPENSC_PKCS11, Sandbox, sandbox};
 use scard_tests::third_party::{Card, CardProcess, cards_or_skip};
 use scard_transport::vpcd::VpcdBackend;
@@ -79,107 +77,6 @@ fn verify_p256(key: &PublicKey, digest: &[u8], sig: &[u8]) {
 
 // ----- (a) GnuPG, OpenSC and the profile on the simulated card through pcscd -----
 
-/// Answers the Admin PIN when the prompt mentions it, the user PIN otherwise.
-const PINENTRY: &str = r#"#!/bin/bash
-echo "OK scripted pinentry"
-desc=""
-while IFS= read -r line; do
-  case "$line" in
-    SETDESC*|SETPROMPT*|SETTITLE*) desc="$desc $line"; echo OK ;;
-    GETPIN) if [[ "$desc" == *Admin* ]]; then echo "D @ADMIN@"; else echo "D @USER@"; fi
-            echo OK; desc="" ;;
-    BYE) echo OK; exit 0 ;;
-    *) echo OK ;;
-  esac
-done
-"#;
-
-fn gnupg_home(sb: &Sandbox) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let home = sb.dir().join("gnupg");
-    fs::create_dir_all(&home).unwrap();
-    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
-    let pinentry = sb.dir().join("pinentry.sh");
-    fs::write(&pinentry, PINENTRY.replace("@ADMIN@", ADMIN_PIN).replace("@USER@", USER_PIN))
-        .unwrap();
-    fs::set_permissions(&pinentry, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::write(home.join("scdaemon.conf"), "disable-ccid\npcsc-shared\n").unwrap();
-    fs::write(home.join("gpg-agent.conf"), format!("pinentry-program {}\n", pinentry.display()))
-        .unwrap();
-    home
-}
-
-fn gpg(home: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new("gpg");
-    cmd.env("GNUPGHOME", home).args(args);
-    cmd
-}
-
-/// Stops gpg-agent and scdaemon, so that the card is ours alone.
-fn gpg_release(sb: &Sandbox, home: &Path) {
-    let _ = sb.run(Command::new("gpgconf").env("GNUPGHOME", home).args(["--kill", "all"]));
-}
-
-/// `gpg --edit-card` typing `commands` at its prompt and answering the other prompts from
-/// `answers`.
-fn edit_card(home: &Path, commands: &[&str], answers: &[(&str, &str)]) -> String {
-    let mut child = Command::new("gpg")
-        .env("GNUPGHOME", home)
-        .args(["--no-tty", "--command-fd", "0", "--status-fd", "1", "--edit-card"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let answers: HashMap<&str, &str> = answers.iter().copied().collect();
-    let mut commands = commands.iter();
-    let mut status = String::new();
-    loop {
-        let line = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(line) => line,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                panic!("gpg --edit-card silent for 120 s:\n{status}");
-            }
-        };
-        status.push_str(&line);
-        status.push('\n');
-        let mut words = line.split_whitespace();
-        if words.next() != Some("[GNUPG:]") {
-            continue;
-        }
-        let (Some("GET_LINE" | "GET_BOOL" | "GET_HIDDEN"), Some(key)) =
-            (words.next(), words.next())
-        else {
-            continue;
-        };
-        let answer = if key == "cardedit.prompt" {
-            commands.next().copied().unwrap_or("quit")
-        } else {
-            *answers.get(key).unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("gpg --edit-card asked {key}:\n{status}")
-            })
-        };
-        writeln!(stdin, "{answer}").unwrap();
-    }
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{status}\n{}", String::from_utf8_lossy(&out.stderr));
-    status
-}
-
 fn path(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
@@ -220,7 +117,7 @@ fn openpgp_profile_with_gnupg_and_opensc_through_pcscd() {
     };
     sb.attach("openpgp", 0, &[OsStr::new("--seed"), OsStr::new("21")]);
     let dir = sb.dir().to_owned();
-    let home = gnupg_home(&sb);
+    let home = gnupg::home(&sb, USER_PIN, ADMIN_PIN);
 
     // GnuPG generates three RSA 2048 keys on the card.
     let answers = [
@@ -231,9 +128,9 @@ fn openpgp_profile_with_gnupg_and_opensc_through_pcscd() {
         ("keygen.email", UID_EMAIL),
         ("keygen.comment", ""),
     ];
-    let status = edit_card(&home, &["admin", "generate", "quit"], &answers);
+    let status = gnupg::edit_card(&home, &[], &["admin", "generate", "quit"], &answers);
     assert!(status.contains("KEY_CREATED B "), "{status}");
-    gpg_release(&sb, &home);
+    gnupg::release(&sb, &home);
 
     // The profile lists them: list containers cold.
     let before = sb.apdu_count();
@@ -371,7 +268,7 @@ fn openpgp_profile_with_gnupg_and_opensc_through_pcscd() {
 
     // GnuPG shows the fingerprints the profile wrote, and computes the same ones from the
     // public key packets.
-    let status = sb.ok(&mut gpg(&home, &["--card-status"]));
+    let status = sb.ok(&mut gnupg::gpg(&home, &["--card-status"]));
     assert!(status.contains("Key attributes ...: nistp256 rsa2048 nistp256"), "{status}");
     for (role, key) in [(Role::Sig, &sig_key), (Role::Aut, &aut_key)] {
         let fpr = ard.fingerprint(role);
@@ -383,12 +280,12 @@ fn openpgp_profile_with_gnupg_and_opensc_through_pcscd() {
         packet.extend_from_slice(b"test");
         let file = dir.join(format!("{}.gpg", role.short()));
         fs::write(&file, &packet).unwrap();
-        let shown =
-            sb.ok(&mut gpg(&home, &["--show-keys", "--with-colons", file.to_str().unwrap()]));
+        let shown = sb
+            .ok(&mut gnupg::gpg(&home, &["--show-keys", "--with-colons", file.to_str().unwrap()]));
         let want = format!("fpr:::::::::{}:", scard_iso7816::hex::encode_upper(fpr));
         assert!(shown.contains(&want), "{want} not in\n{shown}");
     }
-    gpg_release(&sb, &home);
+    gnupg::release(&sb, &home);
 
     // OpenSC lists the keys and the certificate, and signs with the authentication key.
     let module = format!("--module {OPENSC_PKCS11}");
