@@ -152,3 +152,26 @@ for d in [
     '61 07 00 00 00 00 01 01 00 00 96 11 FF 45 00 FE 00',
 ]:
     write('ccid_descriptor', h(d))
+
+# Stateful sessions (tests/src/harness/session.rs): byte 0 the number of operation bytes, then
+# the operations (low nibble: 0-1 info, 2 verify, 3 a wrong PIN, 4-5 sign, 6 decrypt, 7 key
+# generation, 8 certificate write, 9 certificate delete, 10-11 reset by another application,
+# 12 removal and reinsertion, 13 deauthenticate, 14 admin, 15 tries left; high nibble the
+# container), then the mutation stream (one byte per card answer: below 80 the answer as the
+# card gave it, else the low nibble picks the mutation and the next bytes its parameters).
+def session(ops, mutations=b''):
+    return bytes([len(ops)]) + bytes(ops) + mutations
+
+for target, dec in [('piv_session', 2), ('openpgp_session', 1), ('gids_session', 0)]:
+    d = 0x06 | dec << 4
+    # Faithful: info, PIN, sign, decrypt.
+    write(target, session([0x00, 0x02, 0x04, d]))
+    # Faithful: key generation, sign with it, certificate write, reset, sign, delete, removal.
+    write(target, session([0x37, 0x34, 0x38, 0x0A, 0x34, 0x39, 0x0C, 0x00]))
+    # Mutated answers after the card is opened: 6C08, truncation, a new status word, flips,
+    # replacement, more data, no answer, a reset, 61xx, an inserted byte, other data.
+    write(target, session([0x03, 0x02, 0x05, 0x14, d], bytes(12) + h(
+        '88 08 00 00 80 03 81 05 00 82 10 01 83 04 41 42 90 00 84 01 01 85 86 87 00 89 00 00 '
+        '8A 02 01 02')))
+    # Every mutation in turn from the first answer on.
+    write(target, session([0x00, 0x02, 0x04], bytes(range(0x80, 0x8B)) * 4))

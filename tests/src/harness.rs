@@ -27,7 +27,28 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ccid_reader", ccid_reader),
     ("ccid_descriptor", ccid_descriptor),
     ("cert_eligibility", cert_eligibility),
+    ("piv_session", piv_session),
+    ("openpgp_session", openpgp_session),
+    ("gids_session", gids_session),
 ];
+
+mod session;
+
+/// A PIV card session (scard-profile-piv on the simulated PIV card): operations and mutated
+/// answers from the input; see the `session` module for the layout and the invariants.
+pub fn piv_session(data: &[u8]) {
+    session::run(scard_sim::Family::Piv, data);
+}
+
+/// An OpenPGP card session (scard-profile-openpgp on the simulated OpenPGP card 3.4).
+pub fn openpgp_session(data: &[u8]) {
+    session::run(scard_sim::Family::OpenPgp, data);
+}
+
+/// A GIDS card session (scard-profile-gids on the simulated GIDS card).
+pub fn gids_session(data: &[u8]) {
+    session::run(scard_sim::Family::Gids, data);
+}
 
 /// Command APDU: decode never panics; a decoded APDU re-encodes to the same bytes and decodes
 /// to the same value; Debug and the trace formatter work on anything.

@@ -65,6 +65,12 @@ pub fn sandbox(test: &str, tools: &[&str]) -> Option<Sandbox> {
     None
 }
 
+/// Why the sandbox cannot run here with `tools`, if it cannot (for a test that prepares
+/// something costly before it enters the sandbox).
+pub fn sandbox_prerequisites(tools: &[&str]) -> Result<(), String> {
+    prerequisites(tools)
+}
+
 /// Why the sandbox cannot run here, if it cannot.
 fn prerequisites(tools: &[&str]) -> Result<(), String> {
     if !cfg!(target_os = "linux") {

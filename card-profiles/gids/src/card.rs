@@ -682,20 +682,26 @@ impl GidsCard {
         Ok(())
     }
 
-    /// Removes the certificate files of container `index` (PUT DATA of an empty DO, then the
-    /// master file without their records: OpenSC gids_delete_cert).
+    /// Removes the certificate files of container `index`: the master file without their
+    /// records, then PUT DATA of an empty DO (OpenSC gids_delete_cert does both, the other way
+    /// round). The master file first: an interruption leaves a DO nothing refers to (written
+    /// over when the DO is used again), never a listed file that is gone. Sends nothing when
+    /// the container has no certificate file.
     fn delete_certificate_files(&mut self, index: u8) -> Result<()> {
         let mut mf = self.snap()?.mf.clone();
-        let mut removed = false;
+        let mut removed = Vec::new();
         for path in [FilePath::KeyExchangeCert(index), FilePath::SignatureCert(index)] {
             let (dir, file) = split_path(&path);
             if let Some(rec) = mf.remove(&dir, &file) {
-                self.put_do("deleting a certificate", rec.fid, rec.do_id, &[], PinId::USER)?;
-                removed = true;
+                removed.push(rec);
             }
         }
-        if removed {
-            self.write_master_file(mf)?;
+        if removed.is_empty() {
+            return Ok(());
+        }
+        self.write_master_file(mf)?;
+        for rec in removed {
+            self.put_do("deleting a certificate", rec.fid, rec.do_id, &[], PinId::USER)?;
         }
         Ok(())
     }
@@ -757,18 +763,25 @@ impl GidsCard {
         self.write_cmap(cmap)
     }
 
-    /// Removes container `index`'s key, certificate, key-map and cmapfile records (the
-    /// counters were bumped by the caller).
+    /// Removes container `index`'s cmapfile and key-map records, certificate files and key
+    /// file (the counters were bumped by the caller). The cmapfile record goes first: it is
+    /// what makes the container exist, so an interruption leaves files nobody refers to
+    /// (removed before the index holds a key again), never a container whose key or
+    /// certificate is gone.
     fn remove_container(&mut self, index: u8) -> Result<()> {
         let key_ref = FIRST_KEY_REF.wrapping_add(index);
-        self.delete_key_file(key_ref)?;
-        self.delete_certificate_files(index)?;
         let mut cmap = self.cmap()?;
         let at = usize::from(index);
         if at < cmap.len() {
+            if let Some(slot) = cmap.get_mut(at) {
+                // Minidriver v7 §5.2.1: a deleted record is zero-filled, never removed.
+                *slot = ContainerMapRecord::default();
+            }
+            let len = cmap.len();
+            self.write_cmap(cmap)?;
             let mut keymap = self.read_keymap()?;
             keymap.set(at, KeymapRecord::deleted());
-            keymap.pad_to(cmap.len());
+            keymap.pad_to(len);
             self.put_do(
                 "writing the GIDS key map",
                 MF_FID,
@@ -776,14 +789,10 @@ impl GidsCard {
                 &keymap.encode(),
                 PinId::USER,
             )?;
-            if let Some(slot) = cmap.get_mut(at) {
-                // Minidriver v7 §5.2.1: a deleted record is zero-filled, never removed.
-                *slot = ContainerMapRecord::default();
-            }
-            self.write_cmap(cmap)?;
         }
         self.snap_mut()?.public_keys.remove(&index);
-        Ok(())
+        self.delete_certificate_files(index)?;
+        self.delete_key_file(key_ref)
     }
 
     /// Checks a key size and container index for a new key, before anything is sent.
@@ -1070,10 +1079,24 @@ impl CardModule for GidsCard {
                 self.txn(|card| {
                     card.sync()?;
                     let auth = card.channel.authenticated();
-                    let bumped_first = auth.contains(PinId::USER) || auth.contains(PinId::ADMIN);
-                    if bumped_first {
-                        card.bump(Bump { pins: true, ..Bump::default() })?;
+                    if !auth.contains(PinId::USER) && !auth.contains(PinId::ADMIN) {
+                        // cardcf is written after the user PIN: VERIFY the old one first (a
+                        // wrong one costs the try CHANGE REFERENCE DATA would have cost), so the
+                        // counters move before the change as for every write (Minidriver v7
+                        // §5.1.2): an interruption never leaves a new PIN behind old counters.
+                        let cmd = apdu(ins::VERIFY, 0x00, PIN_REF, old.to_vec(), false)?;
+                        let response = card.channel.transmit("VERIFY", &cmd)?;
+                        if response.sw() != StatusWord::SUCCESS {
+                            card.channel.clear_authenticated(PinId::USER.set());
+                            return Err(CardError::from_status(
+                                "VERIFY",
+                                response.sw(),
+                                Some(PinId::USER),
+                            ));
+                        }
+                        card.channel.set_authenticated(PinId::USER);
                     }
+                    card.bump(Bump { pins: true, ..Bump::default() })?;
                     let mut data = Zeroizing::new(Vec::with_capacity(old.len() + new.len()));
                     data.extend_from_slice(&old);
                     data.extend_from_slice(&new);
@@ -1090,9 +1113,6 @@ impl CardModule for GidsCard {
                     }
                     // The card checked the old PIN: the user is authenticated.
                     card.channel.set_authenticated(PinId::USER);
-                    if !bumped_first {
-                        card.bump(Bump { pins: true, ..Bump::default() })?;
-                    }
                     Ok(())
                 })
             }
@@ -1208,6 +1228,9 @@ impl CardModule for GidsCard {
             card.bump(Bump { containers: true, files: true, ..Bump::default() })?;
             if occupied {
                 card.remove_container(index)?;
+            } else {
+                // Certificate files an interrupted deletion left behind.
+                card.delete_certificate_files(index)?;
             }
             let key_ref = FIRST_KEY_REF.wrapping_add(index);
             card.create_key_file(key_ref, algorithm, id)?;
@@ -1280,6 +1303,9 @@ impl CardModule for GidsCard {
             card.bump(Bump { containers: true, files: true, ..Bump::default() })?;
             if occupied {
                 card.remove_container(index)?;
+            } else {
+                // Certificate files an interrupted deletion left behind.
+                card.delete_certificate_files(index)?;
             }
             card.create_key_file(key_ref, algorithm, id)?;
             let [p1, p2] = APP_FID.to_be_bytes();
@@ -1329,6 +1355,9 @@ impl CardModule for GidsCard {
         self.txn(|card| {
             let key = card.key(index)?;
             let (mech, data) = sign_plan(&key, request)?;
+            // The PIN is card state another application's VERIFY may have set: keys are used
+            // only after this session verified it.
+            card.require_user("PSO COMPUTE DIGITAL SIGNATURE")?;
             card.set_env(0xB6, mech, &key)?;
             let cmd = apdu(ins::PSO, 0x9E, 0x9A, data, true)?;
             let signature = card.send("PSO COMPUTE DIGITAL SIGNATURE", &cmd, Some(PinId::USER))?;
@@ -1364,6 +1393,7 @@ impl CardModule for GidsCard {
                     reason: format!("{} bytes; a {} key takes {k}", data.len(), key.algorithm),
                 });
             }
+            card.require_user("PSO DECIPHER")?;
             card.set_env(0xB8, mech, &key)?;
             let plain = card.decipher("PSO DECIPHER", data)?;
             if mech != mechanism::RAW {
@@ -1405,6 +1435,7 @@ impl CardModule for GidsCard {
                     });
                 }
             };
+            card.require_user("ECDH (PSO DECIPHER)")?;
             card.set_env(0xB8, mechanism::RAW, &key)?;
             let shared = card.decipher("ECDH (PSO DECIPHER)", &point)?;
             if shared.len() != curve.field_len() {
@@ -1572,8 +1603,11 @@ impl CardModule for GidsCard {
                 containers: *path == FilePath::CmapFile,
                 ..Bump::default()
             })?;
-            let rec = match existing {
-                Some(rec) => rec,
+            // A new file: its DO first, then its master-file record, so an interruption
+            // leaves a DO nothing refers to (written over when it is used again), never a
+            // listed file without its contents.
+            let (rec, new_mf) = match existing {
+                Some(rec) => (rec, None),
                 None => {
                     let mut mf = card.snap()?.mf.clone();
                     let fid = new_file_fid(path);
@@ -1583,12 +1617,14 @@ impl CardModule for GidsCard {
                     })?;
                     let rec = MfRecord { directory: dir.clone(), file: file.clone(), fid, do_id };
                     mf.records.push(rec.clone());
-                    card.write_master_file(mf)?;
-                    rec
+                    (rec, Some(mf))
                 }
             };
             let pin = if file_acl(rec.fid).1 { PinId::USER } else { PinId::ADMIN };
             card.put_do("writing a file", rec.fid, rec.do_id, &contents, pin)?;
+            if let Some(mf) = new_mf {
+                card.write_master_file(mf)?;
+            }
             let snap = card.snap_mut()?;
             match path {
                 FilePath::CardId => snap.card_id = <[u8; 16]>::try_from(contents.as_slice()).ok(),
@@ -1602,7 +1638,7 @@ impl CardModule for GidsCard {
         })
     }
 
-    /// Empties the file's DO and removes its master-file record (OpenSC gids_delete_cert).
+    /// Removes the file's master-file record and empties its DO (OpenSC gids_delete_cert).
     /// The files every minidriver card must have (cardid, cardcf, cardapps, cmapfile) stay.
     fn delete_file(&mut self, path: &FilePath) -> Result<()> {
         if matches!(
@@ -1626,9 +1662,10 @@ impl CardModule for GidsCard {
                 .remove(&dir, &file)
                 .ok_or_else(|| CardError::FileNotFound { path: path.name() })?;
             card.bump(Bump { files: true, ..Bump::default() })?;
+            // The record first (see `delete_certificate_files`).
+            card.write_master_file(mf)?;
             let pin = if file_acl(rec.fid).1 { PinId::USER } else { PinId::ADMIN };
-            card.put_do("deleting a file", rec.fid, rec.do_id, &[], pin)?;
-            card.write_master_file(mf)
+            card.put_do("deleting a file", rec.fid, rec.do_id, &[], pin)
         })
     }
 

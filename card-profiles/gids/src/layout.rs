@@ -358,8 +358,11 @@ pub(crate) fn do_object(do_id: u16, value: &[u8]) -> Result<Vec<u8>> {
 pub(crate) fn pin_tries(answer: &[u8]) -> Result<u8> {
     let op = "reading the PIN status";
     let (tlv, rest) = ber::decode_one(answer, CARD_TLV).map_err(codec(op))?;
-    if tlv.tag() != Tag::new(0x7F71) || !rest.is_empty() {
-        return Err(bad(op, format!("expected one DO 7F71, got DO {}", tlv.tag())));
+    if tlv.tag() != Tag::new(0x7F71) {
+        return Err(bad(op, format!("expected DO 7F71, got DO {}", tlv.tag())));
+    }
+    if !rest.is_empty() {
+        return Err(bad(op, format!("{} trailing byte(s) after DO 7F71", rest.len())));
     }
     for tag in [0x97, 0x9F17] {
         if let Some(t) = tlv.find(Tag::new(tag)).map_err(codec(op))? {
@@ -585,6 +588,10 @@ mod tests {
         assert!(pin_tries(&h("7F71 03 93 01 03").unwrap()).is_err());
         assert!(pin_tries(&h("7F72 03 97 01 03").unwrap()).is_err());
         assert!(pin_tries(&h("7F71 04 97 02 00 03").unwrap()).is_err());
+        // Trailing bytes are named as such (the hostile card's message once read "expected
+        // one DO 7F71, got DO 7F71").
+        let err = pin_tries(&h("7F71 03 97 01 02 00").unwrap()).unwrap_err();
+        assert!(err.to_string().contains("1 trailing byte(s) after DO 7F71"), "{err}");
     }
 
     #[test]

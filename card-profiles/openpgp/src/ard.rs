@@ -582,7 +582,8 @@ pub fn parse_public_key(
             scard_minidriver::PublicKey::Ec { curve, point: point.to_vec() }
         }
     };
-    let got = key.algorithm()?;
+    // Errors about the key name the card operation that returned it.
+    let got = key.algorithm().map_err(|e| malformed(e.to_string()))?;
     if got != expected {
         return Err(malformed(format!(
             "the card returned a {got} key, its attributes say {expected}"
@@ -590,7 +591,7 @@ pub fn parse_public_key(
     }
     if let KeyAlgorithm::Ec(_) = expected {
         // A point that is not on the curve is no key.
-        key.to_spki_der()?;
+        key.to_spki_der().map_err(|e| malformed(format!("not a valid key: {e}")))?;
     }
     Ok(key)
 }
@@ -705,5 +706,22 @@ mod tests {
         assert!(!caps.extended_length);
         assert!(CardCapabilities::from_historical(&[0x00, 0x73]).is_none());
         assert!(CardCapabilities::from_historical(&[]).is_none());
+    }
+
+    #[test]
+    fn a_point_off_the_curve_is_malformed_naming_the_operation() {
+        // Found by the hostile card (seed 958): a GENERATE (read) answer with a flipped byte
+        // in the point. The error names the card operation, not "public key".
+        let mut point = vec![0x04];
+        point.extend_from_slice(&[0x11; 64]);
+        let mut data = vec![0x7F, 0x49, 0x43, 0x86, 0x41];
+        data.extend_from_slice(&point);
+        let err =
+            parse_public_key("GENERATE (read)", &data, KeyAlgorithm::Ec(Curve::P256)).unwrap_err();
+        assert!(matches!(err, CardError::Malformed { operation: "GENERATE (read)", .. }), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("GENERATE (read): malformed card response: not a valid key")
+        );
     }
 }

@@ -76,6 +76,9 @@ struct Session {
     certificate_bits: Option<u8>,
     /// Public keys read (GENERATE ASYMMETRIC KEY PAIR P1 81) or generated.
     public_keys: [Option<PublicKey>; 3],
+    /// The public keys earlier processes read from this card ([`scard_minidriver::ObjectStore`]),
+    /// loaded when first needed, and the validator they were stored under.
+    stored: Option<(Vec<u8>, scard_minidriver::cache::Objects)>,
     /// Certificates read or written (`Some(None)`: the DO is empty).
     certificates: [Option<Option<Vec<u8>>>; 3],
     /// PW1 verified for PSO:CDS (81), valid until a signature when C4 byte 1 is 00.
@@ -100,6 +103,7 @@ impl Session {
             cf_base: None,
             certificate_bits: None,
             public_keys: [None, None, None],
+            stored: None,
             certificates: [None, None, None],
             pw1_cds: false,
             pw1_other: false,
@@ -644,6 +648,74 @@ impl OpenPgpCard {
         Ok(())
     }
 
+    /// Before a change that only reading the card would reveal (a certificate: the key
+    /// digest does not move), writes our record with a key digest no card has. A session
+    /// that finds it (the change was interrupted) takes the counters as moved, as after a
+    /// key change by other software ([`Record::effective_cf`]), and reads the certificates
+    /// instead of trusting the record; [`Self::bump`] then writes the true record. Nothing is
+    /// written when the record cannot be (no PW3, DO 0102 someone else's).
+    fn record_change_pending(&mut self) -> Result<()> {
+        let state = self.record_state()?;
+        let writable = matches!(state, RecordState::Empty | RecordState::Ours(_));
+        if !writable || !self.sess()?.pw3 || self.model.read_only {
+            return Ok(());
+        }
+        let cf = self.current_cf()?;
+        let digest = self.sess()?.ard.key_digest().map(|b| !b);
+        let record = Record { cf, certificates: 0, digest };
+        self.put_data("PUT DATA 0102 (cardcf record)", DO_PRIVATE_2, &record.encode())?;
+        self.pins_bump = 0;
+        let s = self.sess_mut()?;
+        s.record = Some(RecordState::Ours(record));
+        s.cf_base = Some(cf);
+        Ok(())
+    }
+
+    /// The PINs' information with the tries left of `status`.
+    fn pin_list(&mut self, status: PwStatus) -> Result<Vec<PinInfo>> {
+        let user = self.rules(PinId::USER)?;
+        let admin = self.rules(PinId::ADMIN)?;
+        let rc = self.rules(resetting_code())?;
+        Ok(vec![
+            PinInfo {
+                id: PinId::USER,
+                name: "PW1 (user PIN)".into(),
+                pin_type: PinType::AlphaNumeric,
+                purpose: PinPurpose::Primary,
+                change_permission: PinId::USER.set(),
+                unblock_permission: PinId::ADMIN.set().with(resetting_code()),
+                cache_policy: CachePolicy::Normal,
+                min_len: user.min_len,
+                max_len: user.max_len,
+                tries_left: Some(status.pw1_tries),
+            },
+            PinInfo {
+                id: PinId::ADMIN,
+                name: "PW3 (admin PIN)".into(),
+                pin_type: PinType::AlphaNumeric,
+                purpose: PinPurpose::Administrator,
+                change_permission: PinId::ADMIN.set(),
+                unblock_permission: PinSet::NONE,
+                cache_policy: CachePolicy::Normal,
+                min_len: admin.min_len,
+                max_len: admin.max_len,
+                tries_left: Some(status.pw3_tries),
+            },
+            PinInfo {
+                id: resetting_code(),
+                name: "Resetting Code".into(),
+                pin_type: PinType::AlphaNumeric,
+                purpose: PinPurpose::UnblockOnly,
+                change_permission: PinId::ADMIN.set(),
+                unblock_permission: PinId::ADMIN.set(),
+                cache_policy: CachePolicy::None,
+                min_len: rc.min_len,
+                max_len: rc.max_len,
+                tries_left: Some(status.rc_tries),
+            },
+        ])
+    }
+
     fn pin_changed(&mut self) -> Result<()> {
         self.bump(CardCf::bump_pins)
     }
@@ -656,11 +728,60 @@ impl OpenPgpCard {
             return Ok(key.clone());
         }
         let op = "GENERATE ASYMMETRIC KEY PAIR (read public key)";
+        if let Some(data) = self.stored_public_key(role) {
+            if let Ok(key) = parse_public_key(op, &data, alg) {
+                *slot_mut(&mut self.sess_mut()?.public_keys, role) = Some(key.clone());
+                return Ok(key);
+            }
+        }
         let cmd = command(op, INS_GENERATE, 0x81, 0x00, &[role.crt(), 0x00], Some(NE_MAX))?;
         let data = self.send(op, &cmd, None)?;
         let key = parse_public_key(op, &data, alg)?;
         *slot_mut(&mut self.sess_mut()?.public_keys, role) = Some(key.clone());
+        self.store_public_key(role, &data);
         Ok(key)
+    }
+
+    /// What the stored public keys are valid for: the key digest (fingerprints and
+    /// generation dates, which change with every key) and the three algorithm attributes.
+    fn key_validator(ard: &ApplicationData) -> Vec<u8> {
+        let mut v = ard.key_digest().to_vec();
+        for role in Role::ALL {
+            let raw = &ard.attributes(role).raw;
+            v.push(u8::try_from(raw.len()).unwrap_or(u8::MAX));
+            v.extend_from_slice(raw);
+        }
+        v
+    }
+
+    /// The store's entries valid for the keys DO 6E shows now (loaded once per key state).
+    fn stored_objects(&mut self) -> Option<&mut scard_minidriver::cache::Objects> {
+        let store = self.channel.object_store().cloned()?;
+        let s = self.session.as_mut()?;
+        let validator = Self::key_validator(&s.ard);
+        if s.stored.as_ref().is_none_or(|(v, _)| *v != validator) {
+            let objects = store.load(&s.ard.aid.0, "openpgp", &validator);
+            s.stored = Some((validator, objects));
+        }
+        s.stored.as_mut().map(|(_, objects)| objects)
+    }
+
+    /// A public key (the GENERATE ASYMMETRIC KEY PAIR answer) an earlier process read.
+    fn stored_public_key(&mut self, role: Role) -> Option<Vec<u8>> {
+        self.stored_objects()?.get(&format!("pub-{}", role.index())).cloned()
+    }
+
+    /// Keeps a public key read from the card for later processes (public data only).
+    fn store_public_key(&mut self, role: Role, data: &[u8]) {
+        let Some(objects) = self.stored_objects() else { return };
+        objects.insert(format!("pub-{}", role.index()), data.to_vec());
+        let objects = objects.clone();
+        let (Some(store), Some(s)) = (self.channel.object_store(), self.session.as_ref()) else {
+            return;
+        };
+        let validator = Self::key_validator(&s.ard);
+        // A store that cannot be written costs later processes a read, nothing else.
+        let _ = store.store(&s.ard.aid.0, "openpgp", &validator, &objects);
     }
 
     /// Checks a signature request against the container's key; returns what to send.
@@ -745,6 +866,12 @@ impl OpenPgpCard {
             }
         }
     }
+}
+
+/// Whether two PIN values are the same, compared without an early exit.
+fn same_secret(a: &Pin, b: &Pin) -> bool {
+    let (a, b) = (a.expose(), b.expose());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Manufacturer and serial number (§4.2.1 AID bytes 9-14) in hex, e.g. `FFFF0A1B2C3D`.
@@ -838,47 +965,17 @@ impl CardModule for OpenPgpCard {
     fn pins(&mut self) -> Result<Vec<PinInfo>> {
         self.tx(|me| {
             let status = me.pw_status()?;
-            let user = me.rules(PinId::USER)?;
-            let admin = me.rules(PinId::ADMIN)?;
-            let rc = me.rules(resetting_code())?;
-            Ok(vec![
-                PinInfo {
-                    id: PinId::USER,
-                    name: "PW1 (user PIN)".into(),
-                    pin_type: PinType::AlphaNumeric,
-                    purpose: PinPurpose::Primary,
-                    change_permission: PinId::USER.set(),
-                    unblock_permission: PinId::ADMIN.set().with(resetting_code()),
-                    cache_policy: CachePolicy::Normal,
-                    min_len: user.min_len,
-                    max_len: user.max_len,
-                    tries_left: Some(status.pw1_tries),
-                },
-                PinInfo {
-                    id: PinId::ADMIN,
-                    name: "PW3 (admin PIN)".into(),
-                    pin_type: PinType::AlphaNumeric,
-                    purpose: PinPurpose::Administrator,
-                    change_permission: PinId::ADMIN.set(),
-                    unblock_permission: PinSet::NONE,
-                    cache_policy: CachePolicy::Normal,
-                    min_len: admin.min_len,
-                    max_len: admin.max_len,
-                    tries_left: Some(status.pw3_tries),
-                },
-                PinInfo {
-                    id: resetting_code(),
-                    name: "Resetting Code".into(),
-                    pin_type: PinType::AlphaNumeric,
-                    purpose: PinPurpose::UnblockOnly,
-                    change_permission: PinId::ADMIN.set(),
-                    unblock_permission: PinId::ADMIN.set(),
-                    cache_policy: CachePolicy::None,
-                    min_len: rc.min_len,
-                    max_len: rc.max_len,
-                    tries_left: Some(status.rc_tries),
-                },
-            ])
+            me.pin_list(status)
+        })
+    }
+
+    /// The PW status bytes as last read (DO 6E or C4): after a VERIFY they may be stale
+    /// until the next read.
+    fn pins_without_probe(&mut self) -> Result<Vec<PinInfo>> {
+        self.tx(|me| {
+            me.ensure()?;
+            let status = me.sess()?.ard.pw_status;
+            me.pin_list(status)
         })
     }
 
@@ -903,6 +1000,16 @@ impl CardModule for OpenPgpCard {
             match pin.get() {
                 1 => {
                     me.check_len(pin, value)?;
+                    // PW1 (81) verified with this very value in this session and not used up
+                    // by a signature since (the card keeps the state until a reset, which
+                    // ends the session): the card is where this call would leave it, so
+                    // nothing is sent (a PKCS#11 context-specific login right after
+                    // C_Login costs no second VERIFY).
+                    let s = me.sess()?;
+                    let same = s.pw1.as_ref().is_some_and(|v| same_secret(v, value));
+                    if s.pw1_cds && same && me.channel.authenticated().contains(pin) {
+                        return Ok(());
+                    }
                     // A new attempt replaces what this session knew about PW1.
                     me.sess_mut()?.forget_pw1();
                     me.channel.clear_authenticated(pin.set());
@@ -1038,13 +1145,23 @@ impl CardModule for OpenPgpCard {
     fn deauthenticate(&mut self, set: PinSet) -> Result<()> {
         self.tx(|me| {
             me.ensure()?;
+            // Only the references this session verified and the card still holds: PW1 (81)
+            // valid for one signature is spent by it (§4.4.1 C4).
             let mut references = Vec::new();
             if set.contains(PinId::USER) {
-                references.extend([PW1_CDS, PW1_OTHER]);
-                me.sess_mut()?.forget_pw1();
+                let s = me.sess_mut()?;
+                if s.pw1_cds {
+                    references.push(PW1_CDS);
+                }
+                if s.pw1_other {
+                    references.push(PW1_OTHER);
+                }
+                s.forget_pw1();
             }
             if set.contains(PinId::ADMIN) {
-                references.push(PW3);
+                if me.sess()?.pw3 {
+                    references.push(PW3);
+                }
                 me.sess_mut()?.pw3 = false;
             }
             me.channel.clear_authenticated(set);
@@ -1075,6 +1192,20 @@ impl CardModule for OpenPgpCard {
         })
     }
 
+    /// One container with its public key, from DO 6E alone: whether it holds a certificate is
+    /// not looked up (`has_certificate` false), which saves reading DO 0102.
+    fn container_for_key(&mut self, index: u8) -> Result<ContainerInfo> {
+        self.tx(|me| {
+            let role = me.role(index)?;
+            me.ensure()?;
+            let mut info = me.container_info(role, false)?;
+            if info.has_key() {
+                info.public_key = Some(me.public_key(role)?);
+            }
+            Ok(info)
+        })
+    }
+
     /// One container, with its public key (read once per session).
     fn container(&mut self, index: u8) -> Result<ContainerInfo> {
         self.tx(|me| {
@@ -1092,8 +1223,15 @@ impl CardModule for OpenPgpCard {
     }
 
     /// PUT DATA C1/C2/C3 when the algorithm differs (§4.4.3.9), GENERATE ASYMMETRIC KEY PAIR
-    /// P1 80 (§7.2.14), then the fingerprint (C7/C8/C9) and generation date (CE/CF/D0) as
+    /// P1 80 (§7.2.14), then the generation date (CE/CF/D0) and fingerprint (C7/C8/C9) as
     /// GnuPG writes them (RFC 4880 §12.2 V4 fingerprint). Needs PW3.
+    ///
+    /// The fingerprint is what says a container holds a key, so the writes are ordered for an
+    /// interruption at any point: a key in the container loses its fingerprint first, and
+    /// the certificate of the container (the old key's, or one an interrupted deletion left)
+    /// goes before the new key is made; the new fingerprint is written last. A session after
+    /// an interruption sees the old key, no key, or the new key, never a key behind another
+    /// key's fingerprint or certificate.
     fn generate_key(&mut self, index: u8, algorithm: KeyAlgorithm) -> Result<PublicKey> {
         self.tx(|me| {
             let role = me.role(index)?;
@@ -1129,6 +1267,28 @@ impl CardModule for OpenPgpCard {
                 );
             }
             me.require_admin("GENERATE ASYMMETRIC KEY PAIR")?;
+            let had_key = me.sess()?.ard.has_key(role);
+            // The record knows the certificates of containers with keys; a container without
+            // one may still hold a certificate (a deletion interrupted after the fingerprint),
+            // which is read.
+            let had_certificate = if had_key {
+                me.certificate_bits(&[role])? & (1 << role.index()) != 0
+            } else {
+                me.read_certificate(role)?.is_some()
+            };
+            if had_key {
+                me.put_data("PUT DATA (fingerprint)", role.fingerprint_tag(), &[0; 20])?;
+                let s = me.sess_mut()?;
+                *slot_mut(&mut s.ard.fingerprints, role) = [0; 20];
+                *slot_mut(&mut s.public_keys, role) = None;
+            }
+            if had_certificate {
+                me.select_certificate(role)?;
+                me.put_data("PUT DATA 7F21 (cardholder certificate)", DO_CERTIFICATE, &[])?;
+                let s = me.sess_mut()?;
+                *slot_mut(&mut s.certificates, role) = Some(None);
+                s.know_certificate(role, false);
+            }
             if !same {
                 me.put_data("PUT DATA (algorithm attributes)", role.attributes_tag(), &wanted)?;
                 let s = me.sess_mut()?;
@@ -1150,11 +1310,18 @@ impl CardModule for OpenPgpCard {
                 *slot_mut(&mut s.ard.fingerprints, role) = [0; 20];
                 *slot_mut(&mut s.ard.dates, role) = 0;
             }
-            me.put_data("PUT DATA (fingerprint)", role.fingerprint_tag(), &fpr)?;
-            *slot_mut(&mut me.sess_mut()?.ard.fingerprints, role) = fpr;
             me.put_data("PUT DATA (generation date)", role.date_tag(), &created.to_be_bytes())?;
             *slot_mut(&mut me.sess_mut()?.ard.dates, role) = created;
-            me.bump(CardCf::bump_containers)?;
+            me.put_data("PUT DATA (fingerprint)", role.fingerprint_tag(), &fpr)?;
+            *slot_mut(&mut me.sess_mut()?.ard.fingerprints, role) = fpr;
+            if had_certificate {
+                me.bump(|cf| {
+                    cf.bump_containers();
+                    cf.bump_files();
+                })?;
+            } else {
+                me.bump(CardCf::bump_containers)?;
+            }
             Ok(key)
         })
     }
@@ -1354,7 +1521,8 @@ impl CardModule for OpenPgpCard {
         })
     }
 
-    /// §7.2.5 SELECT DATA, then PUT DATA 7F21 (after PW3); an empty value removes it.
+    /// §7.2.5 SELECT DATA, then PUT DATA 7F21 (after PW3); an empty value removes it. The
+    /// record says a change is under way first (`record_change_pending`).
     fn put_certificate(&mut self, index: u8, der: Option<&[u8]>) -> Result<()> {
         self.tx(|me| {
             let role = me.role(index)?;
@@ -1368,6 +1536,7 @@ impl CardModule for OpenPgpCard {
                 });
             }
             me.require_admin("PUT DATA 7F21 (cardholder certificate)")?;
+            me.record_change_pending()?;
             me.select_certificate(role)?;
             me.put_data("PUT DATA 7F21 (cardholder certificate)", DO_CERTIFICATE, der)?;
             let value = if der.is_empty() { None } else { Some(der.to_vec()) };

@@ -45,9 +45,10 @@ use rand_core::{OsRng, RngCore};
 use scard_iso7816::{CommandApdu, ResponseApdu, StatusWord};
 use scard_minidriver::model::PinRules;
 use scard_minidriver::{
-    CachePolicy, CardCf, CardChannel, CardError, CardModel, CardModule, CardProperties,
-    ContainerInfo, DecryptPadding, Family, KeyAlgorithm, KeySpec, Pin, PinId, PinInfo, PinPurpose,
-    PinSet, PinType, PublicKey, Result, Secret, SignPadding, SignRequest, padding,
+    CachePolicy, CardCf, CardChannel, CardError, CardIdentity, CardModel, CardModule,
+    CardProperties, ContainerInfo, DecryptPadding, Family, KeyAlgorithm, KeySpec, Pin, PinId,
+    PinInfo, PinPurpose, PinSet, PinType, PublicKey, Result, Secret, SignPadding, SignRequest,
+    padding,
 };
 use scard_transport::TransportError;
 use zeroize::Zeroizing;
@@ -126,6 +127,23 @@ struct SlotObject {
     certificate: Option<Vec<u8>>,
     /// Its public key, when it could be parsed.
     certificate_key: Option<PublicKey>,
+    /// Taken from the object store (another process read it), not read on this connection.
+    from_store: bool,
+}
+
+/// What earlier processes kept about this card ([`scard_minidriver::ObjectStore`]), valid for
+/// the CHUID it was stored under.
+#[derive(Debug, Clone)]
+struct Persisted {
+    card_id: [u8; 16],
+    /// The whole CHUID content the objects were read under.
+    chuid: Vec<u8>,
+    objects: scard_minidriver::cache::Objects,
+}
+
+/// The store's entry name of a key reference's certificate.
+fn store_name(key_ref: u8) -> String {
+    format!("cert-{key_ref:02x}")
 }
 
 /// Card objects read on this connection.
@@ -137,6 +155,8 @@ struct Cache {
     /// The Key History object: `Some(None)` when the card has none.
     key_history: Option<Option<KeyHistory>>,
     slots: BTreeMap<u8, SlotObject>,
+    /// The object store's entries for this card, once the CHUID was read.
+    persisted: Option<Persisted>,
 }
 
 /// A PIV card.
@@ -156,6 +176,9 @@ pub struct PivCard {
     pending_challenge: Option<(admin::Algorithm, Zeroizing<Vec<u8>>)>,
     /// The channel's reset count the cache belongs to.
     resets_seen: u64,
+    /// The PIN's tries left as the card last told (a VERIFY's answer), for PIN information
+    /// that sends nothing.
+    pin_tries: Option<u8>,
 }
 
 impl std::fmt::Debug for PivCard {
@@ -210,6 +233,7 @@ impl PivCard {
             admin_algorithm: None,
             pending_challenge: None,
             resets_seen,
+            pin_tries: None,
         }
     }
 
@@ -333,11 +357,68 @@ impl PivCard {
             return Ok(chuid.clone());
         }
         let chuid = match self.get_data("reading the CHUID", objects::CHUID)? {
-            Some(content) => Some(Chuid::parse(&content)?),
+            Some(content) => {
+                let chuid = Chuid::parse(&content)?;
+                if let Some(card_id) = chuid.card_id() {
+                    self.load_persisted(card_id, content);
+                }
+                Some(chuid)
+            }
             None => None,
         };
         self.cache.chuid = Some(chuid.clone());
         Ok(chuid)
+    }
+
+    /// Takes the certificates earlier processes read from this card (the same CHUID, byte for
+    /// byte) for the key references this connection has not read. A PIV card keeps no
+    /// freshness counters: the CHUID says it is the same card, not that nobody changed its
+    /// certificates since, so these serve single keys ([`Self::slot_object`]: a signature,
+    /// a key looked up by its container) and listings read every slot again
+    /// ([`Self::fresh_slot_object`]); a private-key operation that shows the key changed
+    /// reads its slot again ([`CardModule::reread_container`]).
+    fn load_persisted(&mut self, card_id: [u8; 16], chuid: Vec<u8>) {
+        let Some(store) = self.channel.object_store() else { return };
+        let objects = store.load(&card_id, "piv", &chuid);
+        for (name, der) in &objects {
+            let Some(key_ref) = self.slots.iter().copied().find(|r| store_name(*r) == *name) else {
+                continue;
+            };
+            // Retired keys follow the Key History object, read with them.
+            if slot::retired_position(key_ref).is_some() {
+                continue;
+            }
+            if let Ok(key) = objects::certificate_public_key(der) {
+                self.cache.slots.entry(key_ref).or_insert(SlotObject {
+                    certificate: Some(der.clone()),
+                    certificate_key: Some(key),
+                    from_store: true,
+                });
+            }
+        }
+        self.cache.persisted = Some(Persisted { card_id, chuid, objects });
+    }
+
+    /// Records what a key reference's certificate object holds now (read or written on this
+    /// connection) in the object store: a certificate is kept, an empty object is not.
+    fn persist_slot(&mut self, key_ref: u8, certificate: Option<&[u8]>) {
+        if slot::retired_position(key_ref).is_some() {
+            return;
+        }
+        let Some(p) = self.cache.persisted.as_mut() else { return };
+        let name = store_name(key_ref);
+        let changed = match certificate {
+            Some(der) => p.objects.insert(name, der.to_vec()).as_deref() != Some(der),
+            None => p.objects.remove(&name).is_some(),
+        };
+        if !changed {
+            return;
+        }
+        if let Some(store) = self.channel.object_store() {
+            if let Err(err) = store.store(&p.card_id, "piv", &p.chuid, &p.objects) {
+                tracing::warn!("PIV object store: {err}");
+            }
+        }
     }
 
     fn key_history(&mut self) -> Result<Option<KeyHistory>> {
@@ -366,16 +447,31 @@ impl PivCard {
         Ok(on_card.max(generated))
     }
 
-    /// The certificate object of a key reference, read once per connection. Retired keys past
-    /// the Key History count are not read.
+    /// The certificate object of a key reference, read once per connection (or taken from
+    /// the object store, see [`Self::load_persisted`]). Retired keys past the Key History
+    /// count are not read.
     fn slot_object(&mut self, key_ref: u8) -> Result<SlotObject> {
         if let Some(obj) = self.cache.slots.get(&key_ref) {
             return Ok(obj.clone());
         }
+        self.read_slot_into_cache(key_ref)
+    }
+
+    /// The certificate object of a key reference as read on this connection (what the
+    /// object store gave is read again): for listings.
+    fn fresh_slot_object(&mut self, key_ref: u8) -> Result<()> {
+        match self.cache.slots.get(&key_ref) {
+            Some(obj) if !obj.from_store => Ok(()),
+            _ => self.read_slot_into_cache(key_ref).map(|_| ()),
+        }
+    }
+
+    fn read_slot_into_cache(&mut self, key_ref: u8) -> Result<SlotObject> {
         let obj = match slot::retired_position(key_ref) {
             Some(p) if p >= self.key_history()?.map_or(0, |kh| kh.on_card) => SlotObject::default(),
             _ => self.read_slot_object(key_ref)?,
         };
+        self.persist_slot(key_ref, obj.certificate.as_deref());
         self.cache.slots.insert(key_ref, obj.clone());
         Ok(obj)
     }
@@ -394,7 +490,7 @@ impl PivCard {
                 None
             }
         };
-        Ok(SlotObject { certificate: Some(der), certificate_key })
+        Ok(SlotObject { certificate: Some(der), certificate_key, from_store: false })
     }
 
     /// The public key of a key reference: generated on this connection, or its certificate's.
@@ -425,7 +521,7 @@ impl PivCard {
             }
         }
         Err(CardError::Malformed {
-            operation: "card id",
+            operation: "reading the card id (CHUID)",
             reason: "the card has no CHUID with a GUID or FASC-N".into(),
         })
     }
@@ -471,16 +567,39 @@ impl PivCard {
     /// (stable per card and key, unique across cards).
     fn container_name(card_id: &[u8; 16], key_ref: u8) -> String {
         let h = objects::hash16(b"PIV container", &[card_id.as_slice(), &[key_ref]].concat());
-        let hex = scard_iso7816::hex::encode_upper(&h);
-        let part = |a: usize, b: usize| hex.get(a..b).unwrap_or_default().to_owned();
-        format!(
-            "{{{}-{}-{}-{}-{}}}",
-            part(0, 8),
-            part(8, 12),
-            part(12, 16),
-            part(16, 20),
-            part(20, 32)
-        )
+        // {8-4-4-4-12} upper-case hex digits.
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut name = String::with_capacity(38);
+        name.push('{');
+        for (i, b) in h.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                name.push('-');
+            }
+            for nibble in [b >> 4, b & 0x0F] {
+                name.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+            }
+        }
+        name.push('}');
+        name
+    }
+
+    /// Whether a key reference's certificate object is in the connection's cache (read,
+    /// taken from the object store or known empty), reading it when not.
+    fn ensure_slot(&mut self, key_ref: u8) -> Result<()> {
+        if !self.cache.slots.contains_key(&key_ref) {
+            self.read_slot_into_cache(key_ref)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a key reference holds a key (generated on this connection, or a certificate's),
+    /// its object read.
+    fn has_slot_key(&mut self, key_ref: u8) -> Result<bool> {
+        if self.generated.contains_key(&key_ref) {
+            return Ok(true);
+        }
+        self.ensure_slot(key_ref)?;
+        Ok(self.cache.slots.get(&key_ref).is_some_and(|o| o.certificate_key.is_some()))
     }
 
     fn container_info(
@@ -490,8 +609,13 @@ impl PivCard {
         default_index: Option<u8>,
     ) -> Result<ContainerInfo> {
         let key_ref = self.key_ref(index)?;
-        let obj = self.slot_object(key_ref)?;
-        let key = self.slot_key(key_ref)?;
+        self.ensure_slot(key_ref)?;
+        let obj = self.cache.slots.get(&key_ref);
+        let has_certificate = obj.is_some_and(|o| o.certificate.is_some());
+        let key = match self.generated.get(&key_ref) {
+            Some(key) => Some(key.clone()),
+            None => obj.and_then(|o| o.certificate_key.clone()),
+        };
         let algorithm = match &key {
             Some(k) => Some(k.algorithm()?),
             None => None,
@@ -505,7 +629,7 @@ impl PivCard {
             key_spec: algorithm.map(|a| slot::key_spec(key_ref, a)),
             algorithm,
             public_key: key,
-            has_certificate: obj.certificate.is_some(),
+            has_certificate,
             always_authenticate: slot::always_authenticate(key_ref),
             pin: slot::pin(key_ref),
         })
@@ -518,7 +642,8 @@ impl PivCard {
         for index in 0..self.slots.len() {
             let index = u8::try_from(index).unwrap_or(u8::MAX);
             let key_ref = self.key_ref(index)?;
-            if self.slot_key(key_ref)?.is_some() {
+            self.fresh_slot_object(key_ref)?;
+            if self.has_slot_key(key_ref)? {
                 with_key.push(index);
             }
         }
@@ -744,6 +869,12 @@ impl PivCard {
     ) -> Result<Zeroizing<Vec<u8>>> {
         let id = slot::algorithm_id(algorithm)
             .ok_or_else(|| self.unsupported(&format!("{algorithm} keys")))?;
+        // The PIN is card state that another application's VERIFY may have set: a key that
+        // needs it is used only after this session verified it.
+        let pin = slot::pin(key_ref);
+        if pin != PinId::EVERYONE && !self.channel.authenticated().contains(pin) {
+            return Err(CardError::AuthRequired { operation, pin });
+        }
         let mut data = auth::template(items)?;
         let cmd =
             Self::command(operation, 0x87, id, key_ref, std::mem::take(&mut *data), Some(NE_ALL))?;
@@ -907,8 +1038,13 @@ impl PivCard {
         self.put_data(OP, tag, &content)?;
         self.cache.slots.insert(
             key_ref,
-            SlotObject { certificate: Some(der.to_vec()), certificate_key: Some(cert_key) },
+            SlotObject {
+                certificate: Some(der.to_vec()),
+                certificate_key: Some(cert_key),
+                from_store: false,
+            },
         );
+        self.persist_slot(key_ref, Some(der));
         if let Some(position) = slot::retired_position(key_ref) {
             let on_card = self.key_history()?.map_or(0, |kh| kh.on_card);
             if position >= on_card {
@@ -945,11 +1081,15 @@ impl PivCard {
             new_on_card = Some(position);
         }
         self.require_admin(OP)?;
-        self.put_data(OP, tag, &[])?;
-        self.cache.slots.insert(key_ref, SlotObject::default());
+        // The Key History count first: a retired certificate past the count is not read, so
+        // an interruption between the two writes leaves the key already gone (its object is
+        // overwritten when the reference is used again), never a count naming a missing one.
         if let Some(on_card) = new_on_card {
             self.write_key_history(on_card)?;
         }
+        self.put_data(OP, tag, &[])?;
+        self.cache.slots.insert(key_ref, SlotObject::default());
+        self.persist_slot(key_ref, None);
         self.cardcf.bump_files();
         self.cardcf.bump_containers();
         Ok(())
@@ -994,6 +1134,32 @@ impl CardModule for PivCard {
         self.tx(Self::card_id_inner)
     }
 
+    /// The CHUID (and Yubico's serial where the model says so): no certificate is read.
+    fn identity(&mut self) -> Result<CardIdentity> {
+        self.tx(|s| {
+            let card_id = s.card_id_inner()?;
+            let serial = s.serial()?;
+            Ok(CardIdentity {
+                family: "piv".into(),
+                model: s.model.name.clone(),
+                card_id,
+                serial,
+                key_generation: s.model.key_generation && !s.model.read_only,
+                algorithms: s.algorithms.clone(),
+                max_containers: s.slots.len(),
+                read_only: s.model.read_only,
+            })
+        })
+    }
+
+    /// The PIN's tries left as the last VERIFY answered, if one did on this connection.
+    fn pins_without_probe(&mut self) -> Result<Vec<PinInfo>> {
+        let user = self.pin_info(PinId::USER, self.pin_tries);
+        let admin = self.pin_info(PinId::ADMIN, None);
+        let puk = self.pin_info(puk_id(), None);
+        Ok(vec![user, admin, puk])
+    }
+
     fn pins(&mut self) -> Result<Vec<PinInfo>> {
         self.tx(|s| {
             let tries = match s.tries_left(PinId::USER) {
@@ -1021,15 +1187,17 @@ impl CardModule for PivCard {
             const OP: &str = "VERIFY (tries left)";
             let cmd = Self::command(OP, 0x20, 0x00, PIN_REF, Vec::new(), None)?;
             let sw = s.send(OP, &cmd)?.sw();
-            match sw {
-                StatusWord::SUCCESS => Ok(None),
-                StatusWord::AUTH_METHOD_BLOCKED => Ok(Some(0)),
-                StatusWord::VERIFICATION_FAILED => Ok(None),
+            let tries = match sw {
+                StatusWord::SUCCESS => None,
+                StatusWord::AUTH_METHOD_BLOCKED => Some(0),
+                StatusWord::VERIFICATION_FAILED => None,
                 sw => match sw.tries_left() {
-                    Some(n) => Ok(Some(n)),
-                    None => Err(CardError::from_status(OP, sw, None)),
+                    Some(n) => Some(n),
+                    None => return Err(CardError::from_status(OP, sw, None)),
                 },
-            }
+            };
+            s.pin_tries = tries;
+            Ok(tries)
         })
     }
 
@@ -1046,6 +1214,12 @@ impl CardModule for PivCard {
             const OP: &str = "VERIFY";
             let cmd = Self::command(OP, 0x20, 0x00, PIN_REF, data.to_vec(), None)?;
             let sw = s.send(OP, &cmd)?.sw();
+            // What the answer says of the tries left (9000: back to the card's maximum, which
+            // PIV does not tell).
+            s.pin_tries = match sw {
+                StatusWord::AUTH_METHOD_BLOCKED => Some(0),
+                sw => sw.tries_left(),
+            };
             if sw == StatusWord::SUCCESS {
                 s.channel.set_authenticated(PinId::USER);
                 Ok(())
@@ -1139,6 +1313,13 @@ impl CardModule for PivCard {
             const OP: &str = "CHANGE REFERENCE DATA";
             let cmd = Self::command(OP, 0x24, 0x00, reference, data.to_vec(), None)?;
             let sw = s.send(OP, &cmd)?.sw();
+            if pin == PinId::USER {
+                // The answer tells the PIN's tries left (9000: back to the maximum).
+                s.pin_tries = match sw {
+                    StatusWord::AUTH_METHOD_BLOCKED => Some(0),
+                    sw => sw.tries_left(),
+                };
+            }
             if sw != StatusWord::SUCCESS {
                 if pin == PinId::USER {
                     s.channel.clear_authenticated(PinId::USER.set());
@@ -1166,6 +1347,8 @@ impl CardModule for PivCard {
             if sw != StatusWord::SUCCESS {
                 return Err(CardError::from_status(OP, sw, Some(puk_id())));
             }
+            // Unblocked: the PIN's counter is back to its maximum (not told).
+            s.pin_tries = None;
             s.channel.clear_authenticated(PinId::USER.set());
             s.cardcf.bump_pins();
             Ok(())
@@ -1177,12 +1360,9 @@ impl CardModule for PivCard {
     /// drops the PIN's too).
     fn deauthenticate(&mut self, set: PinSet) -> Result<()> {
         if set.contains(PinId::ADMIN) {
-            // Outside any transaction of ours: the reset is the reconnection's.
-            self.channel.transport().reconnect(scard_transport::Disposition::Reset)?;
-            self.channel.forget_selection();
-            self.channel.clear_authenticated(PinSet(0xFF));
+            // A reset that cuts no other application's exchange short (see the channel).
             self.pending_challenge = None;
-            return Ok(());
+            return self.channel.reset_card();
         }
         self.tx(|s| {
             if set.contains(PinId::USER) {
@@ -1202,6 +1382,15 @@ impl CardModule for PivCard {
         self.tx(Self::all_containers)
     }
 
+    fn reread_container(&mut self, index: u8) -> Result<ContainerInfo> {
+        self.tx(|s| {
+            let key_ref = s.key_ref(index)?;
+            s.cache.slots.remove(&key_ref);
+            s.fresh_slot_object(key_ref)?;
+            s.container(index)
+        })
+    }
+
     fn container(&mut self, index: u8) -> Result<ContainerInfo> {
         self.tx(|s| {
             let card_id = s.card_id_inner()?;
@@ -1219,7 +1408,7 @@ impl CardModule for PivCard {
     }
 
     /// GENERATE ASYMMETRIC KEY PAIR (SP 800-73-4 Pt 2 §3.3.2), after management key
-    /// authentication. The slot's old certificate, which no longer matches, is removed.
+    /// authentication. The slot's old certificate, which will not match, is removed first.
     fn generate_key(&mut self, index: u8, algorithm: KeyAlgorithm) -> Result<PublicKey> {
         const OP: &str = "GENERATE ASYMMETRIC KEY PAIR";
         self.require_writable()?;
@@ -1234,7 +1423,24 @@ impl CardModule for PivCard {
         self.tx(|s| {
             s.check_retired_order(key_ref)?;
             s.require_admin(OP)?;
-            let had_certificate = s.slot_object(key_ref)?.certificate.is_some();
+            // The old certificate goes first: the slot's key is known from its certificate, so
+            // an interruption after it leaves an empty container (as a deletion does), never
+            // the new key behind the old key's certificate.
+            if s.slot_object(key_ref)?.certificate.is_some() {
+                let tag = slot::certificate_tag(key_ref).unwrap_or_default();
+                if let Some(position) = slot::retired_position(key_ref) {
+                    // The last retired certificate: the Key History count goes down first.
+                    let on_card = s.key_history()?.map_or(0, |kh| kh.on_card);
+                    if position + 1 == on_card {
+                        s.write_key_history(position)?;
+                    }
+                }
+                s.put_data("removing the old certificate", tag, &[])?;
+                s.cache.slots.insert(key_ref, SlotObject::default());
+                s.persist_slot(key_ref, None);
+                s.cardcf.bump_files();
+                s.cardcf.bump_containers();
+            }
             let cmd =
                 Self::command(OP, 0x47, 0x00, key_ref, auth::generate_command(id)?, Some(NE_ALL))?;
             let response = s.send(OP, &cmd)?;
@@ -1244,12 +1450,6 @@ impl CardModule for PivCard {
             let key = auth::generated_key(response.data(), algorithm)?;
             s.generated.insert(key_ref, key.clone());
             s.cardcf.bump_containers();
-            if had_certificate {
-                let tag = slot::certificate_tag(key_ref).unwrap_or_default();
-                s.put_data("removing the old certificate", tag, &[])?;
-                s.cache.slots.insert(key_ref, SlotObject::default());
-                s.cardcf.bump_files();
-            }
             Ok(key)
         })
     }
@@ -1376,5 +1576,28 @@ impl CardModule for PivCard {
 
     fn freshness_on_card(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PivCard;
+
+    /// Container names are key names people keep (`\\.\<reader>\{...}`): the GUID form of
+    /// SHA-256("PIV container" || card id || key reference), cut 8-4-4-4-12.
+    #[test]
+    fn container_names_keep_their_form() {
+        let id = [0x11u8; 16];
+        let h = super::objects::hash16(b"PIV container", &[id.as_slice(), &[0x9A]].concat());
+        let hex = scard_iso7816::hex::encode_upper(&h);
+        let expected = format!(
+            "{{{}-{}-{}-{}-{}}}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        );
+        assert_eq!(PivCard::container_name(&id, 0x9A), expected);
     }
 }

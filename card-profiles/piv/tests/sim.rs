@@ -934,6 +934,10 @@ fn garbage_answers_are_errors_naming_the_operation() {
         assert!(err.to_string().contains("CHUID"), "{answer}: {err}");
         assert!(card.containers().is_err());
     }
+    // No CHUID at all: the message names what was being read (found by the hostile card).
+    let mut card = scripted(vec![(0xCB, "6A 82")]);
+    let err = card.card_id().unwrap_err();
+    assert!(err.to_string().starts_with("reading the card id (CHUID): "), "{err}");
     // A certificate object without a certificate, or with garbage as one: an error, or a
     // certificate whose key is unusable, never a panic.
     let mut card = scripted(vec![(0xCB, "53 03 71 01 00 90 00")]);

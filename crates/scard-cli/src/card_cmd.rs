@@ -606,7 +606,13 @@ pub(crate) fn sign(args: &SignArgs) -> Outcome {
             // Refused before any PIN when the card cannot do it.
             card.check_sign(args.container, &request)?;
             authenticate_user(card, container.pin, &args.pin, &mut secrets)?;
-            Ok((card.sign(args.container, &request)?, container))
+            let signature = card.sign(args.container, &request)?;
+            // What a broken or hostile card answers with 9000 is checked before it is
+            // written out (scard_minidriver::verify).
+            if let Some(public) = &container.public_key {
+                scard_minidriver::verify_signature(public, &request, &signature)?;
+            }
+            Ok((signature, container))
         })?;
         let out = match (args.alg.is_ecdsa(), args.format) {
             (true, SigFormat::Der) => ecdsa_der(&signature, &container)?,

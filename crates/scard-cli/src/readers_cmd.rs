@@ -17,7 +17,8 @@ use crate::{EXIT_BAD_INPUT, EXIT_FAILURE, Outcome, to_json};
 /// Options every card command takes.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ReaderArgs {
-    /// The reader: sim:<piv|openpgp|gids>[:<state file>], vpcd:<host>:<port>,
+    /// The reader: sim:<piv|openpgp|gids>[:<state file>], sim:hostile:<seed> (a card with
+    /// seeded faults), vpcd:<host>:<port>,
     /// pcsc:<name or glob>, ccid:<vid>:<pid>[:<serial>] or ccid:*; or group:<group>, the first
     /// reader with a card in that reader group (all, sim, vpcd, pcsc, ccid, or a group of the
     /// configuration file, whose patterns are in order of preference; its sim: members without
@@ -59,6 +60,10 @@ impl VirtualCard for SimCard {
         self.card.process(command)
     }
 
+    fn answer(&mut self, command: &[u8]) -> Option<Vec<u8>> {
+        self.card.answer(command)
+    }
+
     fn flush(&mut self) {
         if let Some(path) = &self.state {
             if let Err(err) = state::save(self.card.as_ref(), path) {
@@ -74,7 +79,9 @@ impl Drop for SimCard {
     }
 }
 
-/// Opens the card behind a `sim:` name (from its state file when it exists).
+/// Opens the card behind a `sim:` name (from its state file when it exists). `sim:hostile`
+/// and `sim:hostile:<seed>` are the hostile card of scard_sim::hostile (seed 0 by default),
+/// which keeps no state.
 fn open_sim(name: &ReaderName) -> Result<Box<dyn VirtualCard>, TransportError> {
     let ReaderName::Sim { family, state } = name else {
         return Err(TransportError::InvalidName {
@@ -82,9 +89,24 @@ fn open_sim(name: &ReaderName) -> Result<Box<dyn VirtualCard>, TransportError> {
             reason: "not a sim: name",
         });
     };
+    if family == "hostile" {
+        let seed = match state.as_deref().map(|s| s.to_str().map(str::parse::<u64>)) {
+            None => 0,
+            Some(Some(Ok(seed))) => seed,
+            Some(_) => {
+                return Err(TransportError::InvalidName {
+                    name: name.to_string(),
+                    reason: "sim:hostile:<seed> takes a number (0..2^64), not a state file",
+                });
+            }
+        };
+        let card = scard_sim::hostile::HostileCard::new(seed);
+        tracing::info!("sim:hostile:{seed}: {}", card.plan().describe());
+        return Ok(Box::new(SimCard { card: Box::new(card), state: None }));
+    }
     let family: Family = family.parse().map_err(|_| TransportError::InvalidName {
         name: name.to_string(),
-        reason: "unknown card family (piv, openpgp or gids)",
+        reason: "unknown card family (piv, openpgp, gids or hostile)",
     })?;
     let card =
         scard_sim::open_card(family, state.as_deref(), SimRng::from_entropy()).map_err(|err| {
@@ -123,11 +145,10 @@ pub(crate) fn registry(args: &ReaderArgs) -> Result<Registry, TransportError> {
     }
     if let Some(name) = args.reader.as_deref().filter(|_| group.is_none()) {
         if let ReaderName::Vpcd { host, port } = name.parse()? {
-            registry.add(Box::new(VpcdBackend::listen(
-                &host,
-                port,
-                Duration::from_secs(args.wait),
-            )?));
+            registry.add(Box::new(
+                VpcdBackend::listen(&host, port, Duration::from_secs(args.wait))?
+                    .with_timeout(Duration::from_secs(args.timeout)),
+            ));
         }
     }
     // PC/SC: pcsc-lite is loaded at run time; without it `scard readers` shows
@@ -309,12 +330,14 @@ pub(crate) fn info(args: &ReaderArgs, json: bool) -> Outcome {
         (None, Some(err)) if status == 0 => {
             text.push_str(&format!("Card model   unknown: {err}\n"))
         }
-        (None, Some(err)) => text.push_str(&format!("Card error   {err}\n")),
+        (None, Some(err)) => {
+            // What was read goes to standard output; the failure is one line on standard
+            // error, naming what failed.
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout().lock(), "{}", text.trim_end());
+            return Outcome::error(format!("reading the card: {err}"), status);
+        }
         (None, None) => {}
-    }
-    if status != 0 {
-        // The error goes to standard error with the report before it.
-        return Outcome { text: format!("{text}error: reading the card failed"), status };
     }
     Outcome { text, status }
 }

@@ -10,11 +10,44 @@ use scard_sim::{Family, SimRng, state, vpcd};
 
 use crate::{EXIT_BAD_INPUT, EXIT_FAILURE, Outcome};
 
+/// The card `scard sim` attaches: a family's card, or the hostile card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SimKind {
+    /// A well-behaved card of a family.
+    Card(Family),
+    /// scard_sim::hostile: a family's card (chosen by the seed) behind seeded faults.
+    Hostile,
+}
+
+impl std::str::FromStr for SimKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("hostile") {
+            return Ok(SimKind::Hostile);
+        }
+        s.parse()
+            .map(SimKind::Card)
+            .map_err(|_| format!("unknown card {s:?} (expected piv, openpgp, gids or hostile)"))
+    }
+}
+
+impl std::fmt::Display for SimKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SimKind::Card(family) => family.fmt(f),
+            SimKind::Hostile => f.write_str("hostile"),
+        }
+    }
+}
+
 /// Options of `scard sim`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SimArgs {
-    /// The card: piv, openpgp or gids.
-    family: Family,
+    /// The card: piv, openpgp, gids, or hostile (a card of the family seed % 3 = piv, openpgp,
+    /// gids that answers with seeded faults: truncated, oversized and malformed responses,
+    /// wrong status words, 61xx and 6Cxx loops, a wrong ATR, stalls, resets; --seed chooses).
+    family: SimKind,
     /// vpcd to connect to, as HOST:PORT (35963 is "Virtual PCD 00 00", 35964 "... 00 01").
     #[arg(long, default_value = "127.0.0.1:35963", value_name = "HOST:PORT")]
     vpcd: String,
@@ -22,7 +55,8 @@ pub(crate) struct SimArgs {
     /// exists, saved on exit (Ctrl-C, SIGTERM, or vpcd going away).
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
-    /// Seed the card's random number generator (reproducible keys and challenges).
+    /// Seed the card's random number generator (reproducible keys and challenges); for the
+    /// hostile card, the seed of its faults (random when not given, and printed).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
     /// Seconds to keep trying to reach vpcd.
@@ -40,17 +74,17 @@ pub(crate) struct SimArgs {
 }
 
 pub(crate) fn run(args: &SimArgs) -> Outcome {
+    let family = match args.family {
+        SimKind::Card(family) => family,
+        SimKind::Hostile => return run_hostile(args),
+    };
     let rng = args.seed.map_or_else(SimRng::from_entropy, SimRng::from_seed);
     if let Some(path) = &args.state {
         if path.exists() {
             match state::family_of(path) {
-                Ok(family) if family != args.family => {
+                Ok(saved) if saved != family => {
                     return Outcome::error(
-                        format!(
-                            "{} holds a {family} card, not a {} card",
-                            path.display(),
-                            args.family
-                        ),
+                        format!("{} holds a {saved} card, not a {family} card", path.display()),
                         EXIT_BAD_INPUT,
                     );
                 }
@@ -59,10 +93,30 @@ pub(crate) fn run(args: &SimArgs) -> Outcome {
             }
         }
     }
-    let mut card = match scard_sim::open_card(args.family, args.state.as_deref(), rng) {
+    let card = match scard_sim::open_card(family, args.state.as_deref(), rng) {
         Ok(card) => card,
         Err(err) => return Outcome::error(err.to_string(), EXIT_FAILURE),
     };
+    serve(args, card)
+}
+
+/// `scard sim hostile`: the hostile card of `--seed` (random when not given) on vpcd or
+/// QEMU; it keeps no state.
+fn run_hostile(args: &SimArgs) -> Outcome {
+    if args.state.is_some() {
+        return Outcome::error(
+            "the hostile card keeps no state: its seed makes it again (--seed)".to_owned(),
+            EXIT_BAD_INPUT,
+        );
+    }
+    let seed = args.seed.unwrap_or_else(|| rand_core::RngCore::next_u64(&mut rand_core::OsRng));
+    let card = scard_sim::hostile::HostileCard::new(seed);
+    eprintln!("scard sim: hostile card, seed {seed}: {}", card.plan().describe());
+    serve(args, Box::new(card))
+}
+
+/// Serves `card` on vpcd (or QEMU with --vscard) until removed, saving its state at the end.
+fn serve(args: &SimArgs, mut card: Box<dyn scard_sim::Card>) -> Outcome {
     // A new card's state file exists from the start, so a crash loses nothing provisioned
     // before the first save.
     if let Some(path) = &args.state {

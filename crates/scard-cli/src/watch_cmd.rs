@@ -547,6 +547,8 @@ mod tests {
             .map(|r| {
                 r.filter_map(Result::ok)
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    // A write in progress (temp file, renamed when complete) is not a file yet.
+                    .filter(|name| !name.starts_with('.'))
                     .collect()
             })
             .unwrap_or_default();

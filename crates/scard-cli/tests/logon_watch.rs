@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .map(|r| {
-            r.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+            r.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                // A write in progress (a dot-file renamed when complete) is not a file yet.
+                .filter(|name| !name.starts_with('.'))
+                .collect()
         })
         .unwrap_or_default();
     v.sort();

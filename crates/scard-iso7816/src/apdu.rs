@@ -68,6 +68,8 @@ named_values! {
     INTERNAL_AUTHENTICATE = 0x88, "INTERNAL AUTHENTICATE";
     /// A4 SELECT.
     SELECT = 0xA4, "SELECT";
+    /// A5 SELECT DATA (ISO/IEC 7816-4 §11.4.2; OpenPGP card 3.4 §7.2.5).
+    SELECT_DATA = 0xA5, "SELECT DATA";
     /// B0 READ BINARY.
     READ_BINARY = 0xB0, "READ BINARY";
     /// B1 READ BINARY (odd INS).
@@ -82,6 +84,8 @@ named_values! {
     GET_DATA = 0xCA, "GET DATA";
     /// CB GET DATA (odd INS, BER-TLV data).
     GET_DATA_ODD = 0xCB, "GET DATA";
+    /// CC GET NEXT DATA (ISO/IEC 7816-4 §11.4.5; OpenPGP card 3.4 §7.2.7).
+    GET_NEXT_DATA = 0xCC, "GET NEXT DATA";
     /// D6 UPDATE BINARY.
     UPDATE_BINARY = 0xD6, "UPDATE BINARY";
     /// DA PUT DATA.
@@ -94,6 +98,8 @@ named_values! {
     CREATE_FILE = 0xE0, "CREATE FILE";
     /// E4 DELETE FILE.
     DELETE_FILE = 0xE4, "DELETE FILE";
+    /// E6 TERMINATE DF (ISO/IEC 7816-9; OpenPGP card 3.4 §7.2.17).
+    TERMINATE_DF = 0xE6, "TERMINATE DF";
 }
 
 impl Ins {

@@ -5,7 +5,8 @@
 //! - command chaining (CLA bit b5, 0x10) when the data exceed the card's command limit;
 //! - extended length fields only when the limits say both reader and card take them;
 //! - a GET RESPONSE loop while the card answers `61xx`, bounded in rounds and in bytes;
-//! - one resend with the corrected Le after `6Cxx` (a second `6Cxx` is an error);
+//! - one resend with the corrected Le after `6Cxx` to a command with an Le (a second `6Cxx`
+//!   is an error; to a command without Le, `6Cxx` is the final answer);
 //! - a response longer than Ne is an error, not a truncation.
 //!
 //! ```
@@ -269,6 +270,12 @@ impl<'a> Exchange<'a> {
         // ISO/IEC 7816-3 §12.2.3 / 7816-4 §5.1.3: 6Cxx aborts the command (no data) and gives
         // the exact Ne: resend once with Le = xx.
         if let Some(exact) = sw.correct_le() {
+            // Only an Le field can be wrong: to a command without one (case 1 or 3: VERIFY,
+            // CHANGE REFERENCE DATA, PUT DATA, ...) 6Cxx is the final answer. Sending such a
+            // command again would repeat its effect: a second PIN presentation.
+            if matches!(self.pending, Pending::Piece { .. }) && self.command.ne().is_none() {
+                return Ok(Step::Done(ResponseApdu::status(sw)));
+            }
             if self.resent_with_corrected_le {
                 return Err(Error::WrongLengthLoop { sw });
             }
@@ -456,6 +463,19 @@ mod tests {
             script(&cmd, CardLimits::default(), &[("00B0000000", "6C08"), ("00B0000008", "6C08")])
                 .unwrap_err();
         assert_eq!(err, Error::WrongLengthLoop { sw: StatusWord(0x6C08) });
+    }
+
+    #[test]
+    fn wrong_le_to_a_command_without_le_is_final() {
+        // A hostile card answered VERIFY (case 3) with 6C00: resending it with an Le would
+        // present the PIN twice. The answer is final and is the caller's to judge.
+        let verify = CommandApdu::new(0, 0x20, 0, 0x80).with_data(*b"123456\xFF\xFF").unwrap();
+        let r = script(&verify, CardLimits::default(), &[("0020008008313233343536FFFF", "6C00")])
+            .unwrap();
+        assert_eq!((r.data(), r.sw()), (&[][..], StatusWord(0x6C00)));
+        let case1 = CommandApdu::new(0, 0x44, 0, 0);
+        let r = script(&case1, CardLimits::default(), &[("00440000", "6C10")]).unwrap();
+        assert_eq!(r.sw(), StatusWord(0x6C10));
     }
 
     #[test]

@@ -52,7 +52,8 @@ pub(crate) fn build(config: &ProviderConfig) -> Result<(Registry, Vec<String>)> 
             }
             Ok(ReaderName::Vpcd { host, port }) => {
                 let backend =
-                    scard_transport::vpcd::VpcdBackend::listen(&host, port, config.vpcd_wait)?;
+                    scard_transport::vpcd::VpcdBackend::listen(&host, port, config.vpcd_wait)?
+                        .with_timeout(config.timeout);
                 entries.push(backend.name().to_owned());
                 registry.add(Box::new(backend));
             }

@@ -263,6 +263,9 @@ struct OpenCard {
     authorized: BTreeMap<u8, Pin>,
     /// The keys, and the counters they were read under.
     keys: Option<(CardCf, Vec<KeyInfo>)>,
+    /// Container indexes by container name, of every key seen on this card: a key named
+    /// later is looked up alone ([`CardModule::container_for_key`]), not by listing them all.
+    known: BTreeMap<String, u8>,
 }
 
 /// A reader of the provider.
@@ -376,6 +379,10 @@ impl Provider {
             Some(dir) => FileCache::with_dir(dir),
             None => FileCache::in_memory(),
         };
+        // The profiles keep their public objects (PIV certificates, OpenPGP public keys)
+        // next to the certificate cache, under the same switch.
+        let mut profiles = profiles;
+        profiles.set_cache_dir(config.certificate_cache.clone());
         let mut provider = Self {
             config,
             entries,
@@ -473,12 +480,28 @@ impl Provider {
 
     fn open(&mut self, i: usize) {
         let Some(reader) = self.slots.get(i).map(|s| s.reader.clone()) else { return };
-        let opened = (|| -> Result<OpenCard> {
+        let mut open_once = || -> Result<OpenCard> {
             let mut transport = self.registry.connect(Some(&reader), ShareMode::Shared)?;
             transport.set_timeout(self.config.timeout);
             let module = self.profiles.open(transport)?;
             OpenCard::new(module)
-        })();
+        };
+        let mut opened = open_once();
+        // Another application reset the card while it was being read: read it again (twice
+        // at most), rather than leave a card that is there unopened.
+        for _ in 0..2 {
+            match &opened {
+                Err(KspError::Card(
+                    CardError::CardReset { .. }
+                    | CardError::Transport(TransportError::CardReset { .. }),
+                ))
+                | Err(KspError::Transport(TransportError::CardReset { .. })) => {
+                    tracing::debug!("{reader}: reset while it was opened: opening it again");
+                    opened = open_once();
+                }
+                _ => break,
+            }
+        }
         let Some(slot) = self.slots.get_mut(i) else { return };
         match opened {
             Ok(card) => {
@@ -647,6 +670,33 @@ impl Provider {
         Ok(all)
     }
 
+    /// The key in container `index` of the card in `reader` (`None`: the container holds
+    /// none), read alone: a PIV card reads that key's certificate object only. With
+    /// `certificate: false` the certificate is left out (`KeyInfo::certificate` is `None`
+    /// whatever the card holds), which spares an OpenPGP card its certificate reads.
+    pub fn key_at(
+        &mut self,
+        reader: &str,
+        index: u8,
+        certificate: bool,
+    ) -> Result<Option<KeyInfo>> {
+        let i = self.slot_of(reader)?;
+        self.with_card(i, |card, env| {
+            let mut c = if certificate {
+                card.module.container(index)?
+            } else {
+                card.module.container_for_key(index)?
+            };
+            if !c.has_key() {
+                return Ok(None);
+            }
+            if !certificate {
+                c.has_certificate = false;
+            }
+            key_info(card, &c, env)
+        })
+    }
+
     /// The keys of the card in `reader`.
     pub fn keys_on(&mut self, reader: &str) -> Result<Vec<KeyInfo>> {
         let i = self.slot_of(reader)?;
@@ -706,7 +756,31 @@ impl Provider {
             let c = find_container(card, &container, key)?;
             check_sign(card, &c, request, key)?;
             let mut call = Call::new(Operation::Sign, Some(key), flags, c.pin);
-            card.run(Some(&c), env, &mut call, |m| m.sign(c.index, request))
+            let signature = card.run(Some(&c), env, &mut call, |m| m.sign(c.index, request))?;
+            // A broken or hostile card's 9000 over bytes that are no signature is an error,
+            // not a result (scard_minidriver::verify).
+            if let Some(public) = &c.public_key {
+                if let Err(err) = scard_minidriver::verify_signature(public, request, &signature) {
+                    // The key known may be one another application replaced since it was
+                    // read (a PIV card cannot say; see the profile's object store): the
+                    // container is read again, and the signature must verify under the key
+                    // the card holds now.
+                    let fresh = card.module.reread_container(c.index)?;
+                    card.keys = None;
+                    match &fresh.public_key {
+                        Some(now) if now != public => {
+                            scard_minidriver::verify_signature(now, request, &signature)?;
+                            tracing::info!(
+                                "{}: the key in container {} changed since it was read",
+                                env.reader,
+                                c.index
+                            );
+                        }
+                        _ => return Err(err.into()),
+                    }
+                }
+            }
+            Ok(signature)
         })
     }
 
@@ -1032,7 +1106,12 @@ impl Provider {
                     Ok(())
                 }
                 Err(err) => {
-                    if err.is_pin_failure() {
+                    // A refused value, or a change whose outcome is unknown (the command may
+                    // have reached the card, its answer not us): the cached value may be
+                    // wrong now, and presenting it would spend a try.
+                    let unknown =
+                        matches!(err, CardError::Transport(_) | CardError::CardReset { .. });
+                    if err.is_pin_failure() || unknown {
                         card.forget(pin);
                     }
                     Err(err.into())
@@ -1074,11 +1153,24 @@ impl Provider {
                     card.obtain(pin, PinPrompt::New, Some(PinType::AlphaNumeric), env, &mut call)?
                 }
             };
-            card.module.unblock_pin(pin, &unblock, &new)?;
+            if let Err(err) = card.module.unblock_pin(pin, &unblock, &new) {
+                // Its outcome unknown, the PIN may be the new one: the cached value goes.
+                if matches!(err, CardError::Transport(_) | CardError::CardReset { .. }) {
+                    card.forget(pin);
+                }
+                return Err(err.into());
+            }
             card.forget(pin);
             tracing::info!("{}: {pin} unblocked", env.reader);
             Ok(())
         })
+    }
+
+    /// The card's PINs with the tries left the card told already (a VERIFY's answer, data
+    /// read anyway); nothing is sent only to learn them (see [`Provider::pin_info`]).
+    pub fn pin_info_known(&mut self, reader: &str) -> Result<Vec<PinInfo>> {
+        let i = self.slot_of(reader)?;
+        self.with_card(i, |card, _| card.module.pins_without_probe().map_err(KspError::from))
     }
 
     /// The card's PINs with their tries left (read now, without spending a try).
@@ -1144,8 +1236,10 @@ impl OpenCard {
     /// Reads what the provider keeps about a card just opened.
     fn new(mut module: Box<dyn CardModule>) -> Result<Self> {
         let atr = module.channel().atr().to_vec();
+        // The card's identity only (no container is read: a PIV card would read every
+        // certificate) and what its PINs are (no VERIFY only to count the tries left).
         let (props, pins) = scard_minidriver::with_transaction(module.as_mut(), |m| {
-            Ok((m.properties()?, m.pins()?))
+            Ok((m.identity()?, m.pins_without_probe()?))
         })?;
         let label = if props.serial.is_empty() {
             props.model.clone()
@@ -1171,6 +1265,7 @@ impl OpenCard {
             logins: BTreeMap::new(),
             authorized: BTreeMap::new(),
             keys: None,
+            known: BTreeMap::new(),
         })
     }
 
@@ -1482,6 +1577,14 @@ fn hex_key(value: &Pin) -> Result<Pin> {
 
 /// The container named `name` (empty: the default container), which must hold a key.
 fn find_container(card: &mut OpenCard, name: &str, key: &str) -> Result<ContainerInfo> {
+    // A key seen before is looked up alone.
+    if let Some(index) = card.known.get(name).copied() {
+        let c = card.module.container_for_key(index)?;
+        if c.name == name && c.has_key() {
+            return Ok(c);
+        }
+        card.known.remove(name);
+    }
     let all = card.module.containers()?;
     let found = if name.is_empty() {
         all.into_iter().find(|c| c.default && c.has_key())
@@ -1661,6 +1764,7 @@ fn key_info(card: &mut OpenCard, c: &ContainerInfo, env: &mut Env<'_>) -> Result
     } else {
         card.info(c.pin).map(|i| env.cache.effective(i.cache_policy)).unwrap_or(CachePolicy::Normal)
     };
+    card.known.insert(c.name.clone(), c.index);
     Ok(Some(KeyInfo {
         name: KeyName::qualified(env.reader, &c.name),
         reader: env.reader.to_owned(),

@@ -128,3 +128,168 @@ fn store(dir: &Path, id: &[u8; 16], index: u8, cf: CardCf, der: Option<&[u8]>) -
     std::fs::write(&tmp, &bytes).map_err(|e| io(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
 }
+
+/// Public card objects a profile keeps across processes (certificates, public keys), one file
+/// per card and family: `<dir>/<CARD ID>/<family>.objects`. A file holds what the profile
+/// can check cheaply when a session starts (its *validator*: PIV the whole CHUID, OpenPGP the
+/// key fingerprints and algorithm attributes) and is used only while the card shows the same
+/// one. Never secrets: profiles store public data only.
+///
+/// File layout: `SOBJ`, version 1, the validator (u16 big-endian length, bytes), then the
+/// entries, each a name (u8 length, ASCII) and a value (u32 big-endian length, bytes). A file
+/// that does not decode, or whose validator differs, is ignored (and replaced on the next
+/// store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectStore {
+    dir: PathBuf,
+}
+
+/// The entries of an [`ObjectStore`] file: names to values.
+pub type Objects = std::collections::BTreeMap<String, Vec<u8>>;
+
+const OBJECTS_MAGIC: &[u8; 5] = b"SOBJ\x01";
+
+impl ObjectStore {
+    /// A store under `dir` (the certificate cache's directory).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The family whose application answered last on a card with this ATR, when several
+    /// families claim it (a hint for which to probe first; the probe itself decides).
+    pub fn atr_family(&self, atr: &[u8]) -> Option<String> {
+        let text = std::fs::read_to_string(self.atr_file(atr)).ok()?;
+        let family = text.trim();
+        (!family.is_empty() && family.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| family.to_owned())
+    }
+
+    /// Records the family whose application answered on a card with this ATR.
+    pub fn set_atr_family(&self, atr: &[u8], family: &str) -> Result<()> {
+        if self.atr_family(atr).as_deref() == Some(family) {
+            return Ok(());
+        }
+        let path = self.atr_file(atr);
+        let io = |path: &Path, source| CardError::Io { path: path.display().to_string(), source };
+        let dir = self.dir.join("atr");
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, family).map_err(|e| io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+    }
+
+    fn atr_file(&self, atr: &[u8]) -> PathBuf {
+        self.dir.join("atr").join(scard_iso7816::hex::encode_upper(atr))
+    }
+
+    fn file(&self, card_id: &[u8; 16], family: &str) -> PathBuf {
+        card_dir(&self.dir, card_id).join(format!("{family}.objects"))
+    }
+
+    /// The entries kept for this card and family, if they were stored under `validator`
+    /// (empty otherwise).
+    pub fn load(&self, card_id: &[u8; 16], family: &str, validator: &[u8]) -> Objects {
+        std::fs::read(self.file(card_id, family))
+            .ok()
+            .and_then(|bytes| decode_objects(&bytes, validator))
+            .unwrap_or_default()
+    }
+
+    /// Replaces the entries kept for this card and family (an empty set removes the file).
+    pub fn store(
+        &self,
+        card_id: &[u8; 16],
+        family: &str,
+        validator: &[u8],
+        objects: &Objects,
+    ) -> Result<()> {
+        let path = self.file(card_id, family);
+        let io = |path: &Path, source| CardError::Io { path: path.display().to_string(), source };
+        if objects.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path, e)),
+                _ => Ok(()),
+            };
+        }
+        let bytes = encode_objects(validator, objects).ok_or_else(|| CardError::InvalidInput {
+            what: "cached objects",
+            reason: "a name or value too long for the cache file".into(),
+        })?;
+        let cdir = card_dir(&self.dir, card_id);
+        std::fs::create_dir_all(&cdir).map_err(|e| io(&cdir, e))?;
+        let tmp = cdir.join(format!("{family}.objects.tmp{}", std::process::id()));
+        std::fs::write(&tmp, &bytes).map_err(|e| io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+    }
+}
+
+fn encode_objects(validator: &[u8], objects: &Objects) -> Option<Vec<u8>> {
+    let mut out = OBJECTS_MAGIC.to_vec();
+    out.extend_from_slice(&u16::try_from(validator.len()).ok()?.to_be_bytes());
+    out.extend_from_slice(validator);
+    for (name, value) in objects {
+        out.push(u8::try_from(name.len()).ok()?);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&u32::try_from(value.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(value);
+    }
+    Some(out)
+}
+
+fn decode_objects(bytes: &[u8], validator: &[u8]) -> Option<Objects> {
+    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = rest.split_at_checked(n)?;
+        *rest = tail;
+        Some(head)
+    }
+    let mut rest = bytes.strip_prefix(OBJECTS_MAGIC.as_slice())?;
+    let len = u16::from_be_bytes(take(&mut rest, 2)?.try_into().ok()?);
+    if take(&mut rest, usize::from(len))? != validator {
+        return None;
+    }
+    let mut objects = Objects::new();
+    while !rest.is_empty() {
+        let [n] = take(&mut rest, 1)? else { return None };
+        let name = std::str::from_utf8(take(&mut rest, usize::from(*n))?).ok()?.to_owned();
+        let len = u32::from_be_bytes(take(&mut rest, 4)?.try_into().ok()?);
+        let value = take(&mut rest, usize::try_from(len).ok()?)?.to_vec();
+        objects.insert(name, value);
+    }
+    Some(objects)
+}
+
+#[cfg(test)]
+mod object_store_tests {
+    use super::*;
+
+    #[test]
+    fn objects_round_trip_under_their_validator_only() {
+        let dir = std::env::temp_dir().join(format!("scard-objects-{}", std::process::id()));
+        let store = ObjectStore::new(&dir);
+        let id = [7u8; 16];
+        let mut objects = Objects::new();
+        objects.insert("cert-9a".into(), vec![0x30, 0x82, 0x01]);
+        objects.insert("empty".into(), Vec::new());
+        store.store(&id, "piv", b"chuid one", &objects).unwrap();
+        assert_eq!(store.load(&id, "piv", b"chuid one"), objects);
+        // Another validator (the card changed), another family, another card: nothing.
+        assert!(store.load(&id, "piv", b"chuid two").is_empty());
+        assert!(store.load(&id, "openpgp", b"chuid one").is_empty());
+        assert!(store.load(&[8u8; 16], "piv", b"chuid one").is_empty());
+        // A damaged file is ignored, never an error.
+        let file = store.file(&id, "piv");
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes.truncate(bytes.len() - 1);
+        std::fs::write(&file, &bytes).unwrap();
+        assert!(store.load(&id, "piv", b"chuid one").is_empty());
+        // An empty set removes the file.
+        store.store(&id, "piv", b"chuid one", &Objects::new()).unwrap();
+        assert!(!file.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

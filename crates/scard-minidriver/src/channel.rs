@@ -7,6 +7,7 @@ use scard_iso7816::apdu::Ins;
 use scard_iso7816::{CardLimits, CommandApdu, ResponseApdu, StatusWord};
 use scard_transport::{CardTransport, Disposition, TransportError};
 
+use crate::cache::ObjectStore;
 use crate::error::{CardError, Result};
 use crate::types::{PinId, PinSet};
 
@@ -29,6 +30,8 @@ pub struct CardChannel {
     stats: ChannelStats,
     /// Outermost transactions begun so far.
     transactions: u64,
+    /// Where the profile may keep public card objects across processes.
+    store: Option<ObjectStore>,
 }
 
 impl std::fmt::Debug for CardChannel {
@@ -54,7 +57,19 @@ impl CardChannel {
             authenticated: PinSet::NONE,
             stats: ChannelStats::default(),
             transactions: 0,
+            store: None,
         }
+    }
+
+    /// Lets the profile keep public card objects (certificates, public keys) across
+    /// processes in `store` (`None`: in this process only).
+    pub fn set_object_store(&mut self, store: Option<ObjectStore>) {
+        self.store = store;
+    }
+
+    /// Where the profile may keep public card objects across processes, if anywhere.
+    pub fn object_store(&self) -> Option<&ObjectStore> {
+        self.store.as_ref()
     }
 
     /// The reader's name.
@@ -109,9 +124,24 @@ impl CardChannel {
                 // Another application reset the card since our last transaction: the notice
                 // arrives here. The session state is dropped (`lost`) and the transaction
                 // begins on the reset card; the next command selects the application again.
+                // Each notice is of one reset; while we waited for the card, others may have
+                // reset it again (a few times at most are waited through).
                 Err(err @ TransportError::CardReset { .. }) => {
-                    let _ = self.lost(err);
-                    self.transport.begin_transaction().map_err(|e| self.lost(e))?;
+                    let mut last = self.lost(err);
+                    let mut begun = false;
+                    for _ in 0..RESETS_WAITED_THROUGH {
+                        match self.transport.begin_transaction() {
+                            Ok(()) => {
+                                begun = true;
+                                break;
+                            }
+                            Err(err @ TransportError::CardReset { .. }) => last = self.lost(err),
+                            Err(err) => return Err(self.lost(err)),
+                        }
+                    }
+                    if !begun {
+                        return Err(last);
+                    }
                 }
                 Err(err) => return Err(self.lost(err)),
             }
@@ -194,7 +224,15 @@ impl CardChannel {
             .with_data(aid.to_vec())
             .and_then(|c| c.with_ne(256))
             .map_err(|source| CardError::Codec { operation: "SELECT", source })?;
-        let response = self.transmit_raw(&cmd)?;
+        let response = match self.transmit_raw(&cmd) {
+            // The card was reset before this command (pcsc-lite may report a reset by another
+            // application at the first command of our transaction): nothing of the session
+            // is left, and selecting is what comes first anyway.
+            Err(CardError::Transport(TransportError::CardReset { .. })) => {
+                self.transmit_raw(&cmd)?
+            }
+            other => other?,
+        };
         if response.sw() != StatusWord::SUCCESS {
             return Err(CardError::Status { operation: "SELECT", sw: response.sw() });
         }
@@ -259,7 +297,29 @@ impl CardChannel {
         }
         CardError::Transport(err)
     }
+
+    /// Resets the card to drop its security state (what a card without a logout command
+    /// needs). Outside a transaction of ours, the reset ends a transaction of its own (PC/SC:
+    /// SCardEndTransaction with SCARD_RESET_CARD), so it never cuts another application's
+    /// exchange short, as a reconnection with a reset may (pcsc-lite checks the transaction
+    /// lock only when the reconnection starts). The session's state goes with it.
+    pub fn reset_card(&mut self) -> Result<()> {
+        let result = if self.depth > 0 {
+            self.transport.reconnect(Disposition::Reset)
+        } else {
+            self.begin()?;
+            self.depth = 0;
+            self.transport.end_transaction(Disposition::Reset)
+        };
+        self.selected = None;
+        self.authenticated = PinSet::NONE;
+        result.map_err(|e| self.lost(e))
+    }
 }
+
+/// Reset notices waited through when a transaction begins (each is one reset by another
+/// application while we waited for the card).
+const RESETS_WAITED_THROUGH: usize = 4;
 
 /// Commands whose result depends on the card's security state (ISO/IEC 7816-4 §11.5-11.6 and
 /// the families' PSO / key commands): never sent blindly again after a reset.

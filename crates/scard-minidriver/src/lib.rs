@@ -11,7 +11,8 @@
 //! - [`fs`]: file names, `cardcf`, `mscp/cmapfile` records, certificate compression.
 //! - [`model`]: card-model TOML files; [`registry`]: families and model selection by ATR or
 //!   probing; [`cache`]: the host file cache keyed by card id + freshness.
-//! - [`padding`]: RSA paddings for cards that only do raw RSA.
+//! - [`padding`]: RSA paddings for cards that only do raw RSA; [`verify`]: a card's signature
+//!   checked on the host before it is handed on.
 #![forbid(unsafe_code)]
 
 pub mod cache;
@@ -23,8 +24,9 @@ pub mod module;
 pub mod padding;
 pub mod registry;
 pub mod types;
+pub mod verify;
 
-pub use cache::FileCache;
+pub use cache::{FileCache, ObjectStore};
 pub use channel::CardChannel;
 pub use error::{CardError, Result};
 pub use fs::{CardCf, FilePath};
@@ -32,3 +34,4 @@ pub use model::CardModel;
 pub use module::{CardModule, with_transaction};
 pub use registry::{Family, ProfileRegistry};
 pub use types::*;
+pub use verify::verify_signature;

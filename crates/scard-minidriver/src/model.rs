@@ -333,9 +333,168 @@ impl CardModel {
 pub struct ModelSet {
     models: Vec<CardModel>,
     errors: Vec<CardError>,
+    /// Files parsed when first needed ([`ModelSet::add_toml_deferred`]).
+    deferred: Vec<Deferred>,
+}
+
+/// A model file parsed when first needed: a process that identifies one card parses only the
+/// file of the model it picks (parsing every built-in file cost more host instructions than
+/// the rest of a PKCS#11 module's start). Which file that is comes from a quick look at the
+/// text (its [`Hint`]); the parsed model is what counts.
+#[derive(Debug)]
+struct Deferred {
+    source: String,
+    text: &'static str,
+    /// What a quick look at the text says (`None`: it could not tell; the file is then parsed
+    /// whenever models are compared).
+    hint: Option<Hint>,
+    parsed: std::sync::OnceLock<Result<CardModel>>,
+}
+
+/// The family, generic flag and ATR patterns of a model file, from its lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hint {
+    family: String,
+    generic: bool,
+    atrs: Vec<AtrPattern>,
+}
+
+impl Deferred {
+    fn get(&self) -> &Result<CardModel> {
+        self.parsed.get_or_init(|| CardModel::from_toml(&self.source, self.text))
+    }
+
+    fn model(&self) -> Option<&CardModel> {
+        self.get().as_ref().ok()
+    }
+
+    /// The family and how specifically the file matches `atr`: from the hint, else from the
+    /// parsed file.
+    fn matching(&self, atr: &[u8]) -> Option<(&str, u32)> {
+        match &self.hint {
+            Some(h) => {
+                let score = h.atrs.iter().filter(|p| p.matches(atr)).map(AtrPattern::specificity);
+                Some((h.family.as_str(), score.max()?))
+            }
+            None => self.model().and_then(|m| Some((m.family.as_str(), m.match_atr(atr)?))),
+        }
+    }
+}
+
+/// A quick look at a model file's lines: `family = "..."` and `generic = true|false` at the
+/// top, and the `value` / `mask` of each `[[atr]]` table. `None` when a line that may matter
+/// has another form (the file is then parsed to know).
+fn hint_of(text: &str) -> Option<Hint> {
+    fn string<'a>(line: &'a str, key: &str) -> Option<Option<&'a str>> {
+        let Some(rest) = line.strip_prefix(key) else { return Some(None) };
+        let rest = rest.trim_start();
+        let Some(rest) = rest.strip_prefix('=') else {
+            // Another key that starts alike (`values`), or a form the look does not know.
+            return if rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                Some(None)
+            } else {
+                None
+            };
+        };
+        let value = rest.trim().strip_prefix('"')?.strip_suffix('"')?;
+        Some(Some(value))
+    }
+    let mut family = None;
+    let mut generic = false;
+    let mut atrs: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut in_atr = false;
+    let mut at_top = true;
+    for line in text.split('\n') {
+        // Only lines starting with [, f(amily), g(eneric), v(alue), m(ask) or a(tr) matter:
+        // the others (comments, limits, PINs, keys, quirks) are passed over by their first
+        // byte.
+        let line = line.trim_ascii();
+        if !matches!(line.as_bytes().first(), Some(b'[' | b'f' | b'g' | b'v' | b'm' | b'a')) {
+            if in_atr && !line.is_empty() && !line.starts_with('#') {
+                return None;
+            }
+            continue;
+        }
+        if line.starts_with('[') && !line.starts_with("[ ") {
+            at_top = false;
+            in_atr = line == "[[atr]]";
+            if in_atr {
+                atrs.push((Vec::new(), None));
+            } else if line.contains("atr") {
+                return None;
+            }
+            continue;
+        }
+        if in_atr {
+            if let Some(v) = string(line, "value")? {
+                atrs.last_mut()?.0 = scard_iso7816::hex::decode_lenient(v).ok()?;
+            } else if let Some(m) = string(line, "mask")? {
+                atrs.last_mut()?.1 = Some(scard_iso7816::hex::decode_lenient(m).ok()?);
+            } else {
+                return None;
+            }
+        } else if at_top {
+            if let Some(f) = string(line, "family")? {
+                family = Some(f.to_owned());
+            } else if let Some(rest) = line.strip_prefix("generic") {
+                generic = match rest.trim_start().strip_prefix('=')?.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return None,
+                };
+            } else if line.starts_with("atr") {
+                return None;
+            }
+        }
+    }
+    let atrs = atrs
+        .into_iter()
+        .map(|(value, mask)| {
+            let mask = mask.unwrap_or_else(|| vec![0xFF; value.len()]);
+            (!value.is_empty() && mask.len() == value.len()).then_some(AtrPattern { value, mask })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Hint { family: family?, generic, atrs })
+}
+
+/// A model that matches an ATR, parsed when asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct AtrMatch<'a> {
+    /// Its family.
+    pub family: &'a str,
+    /// How many bits of the ATR its pattern fixes.
+    pub score: u32,
+    model: Which<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Which<'a> {
+    Loaded(&'a CardModel),
+    Deferred(&'a Deferred),
+}
+
+impl<'a> AtrMatch<'a> {
+    /// The model (parsing its file when deferred; `None` when the file does not load).
+    pub fn model(&self) -> Option<&'a CardModel> {
+        match self.model {
+            Which::Loaded(m) => Some(m),
+            Which::Deferred(d) => d.model(),
+        }
+    }
 }
 
 impl ModelSet {
+    /// Adds a model file that is parsed only when first needed (built-in files, which the
+    /// tests load; their errors show in [`ModelSet::errors`], which parses every file).
+    pub fn add_toml_deferred(&mut self, source: &str, text: &'static str) {
+        self.deferred.push(Deferred {
+            source: source.to_owned(),
+            text,
+            hint: hint_of(text),
+            parsed: std::sync::OnceLock::new(),
+        });
+    }
+
     /// Adds one model file; on error the error is kept and the other models are untouched.
     pub fn add_toml(&mut self, source: &str, text: &str) {
         match CardModel::from_toml(source, text) {
@@ -371,32 +530,76 @@ impl ModelSet {
         }
     }
 
-    /// The models, in load order.
-    pub fn models(&self) -> &[CardModel] {
-        &self.models
+    /// The models, in load order (every deferred file is parsed).
+    pub fn models(&self) -> impl Iterator<Item = &CardModel> {
+        self.models.iter().chain(self.deferred.iter().filter_map(|d| d.get().as_ref().ok()))
     }
 
-    /// Files that did not load.
-    pub fn errors(&self) -> &[CardError] {
-        &self.errors
+    /// Files that did not load (every deferred file is parsed).
+    pub fn errors(&self) -> impl Iterator<Item = &CardError> {
+        self.errors.iter().chain(self.deferred.iter().filter_map(|d| d.get().as_ref().err()))
+    }
+
+    /// The models matching `atr`, in load order, deferred files unparsed where their hint
+    /// tells.
+    pub fn matches(&self, atr: &[u8]) -> Vec<AtrMatch<'_>> {
+        let loaded = self.models.iter().filter_map(|m| {
+            let score = m.match_atr(atr)?;
+            Some(AtrMatch { family: m.family.as_str(), score, model: Which::Loaded(m) })
+        });
+        let deferred = self.deferred.iter().filter_map(|d| {
+            let (family, score) = d.matching(atr)?;
+            Some(AtrMatch { family, score, model: Which::Deferred(d) })
+        });
+        loaded.chain(deferred).collect()
     }
 
     /// The model whose ATR pattern matches most specifically; on a tie the one loaded first.
     pub fn by_atr(&self, atr: &[u8]) -> Option<&CardModel> {
-        let mut best: Option<(&CardModel, u32)> = None;
-        for m in &self.models {
-            if let Some(score) = m.match_atr(atr) {
-                if best.is_none_or(|(_, b)| score > b) {
-                    best = Some((m, score));
-                }
+        let mut best: Option<AtrMatch<'_>> = None;
+        for m in self.matches(atr) {
+            if best.is_none_or(|b| m.score > b.score) {
+                best = Some(m);
             }
         }
-        best.map(|(m, _)| m)
+        best?.model()
     }
 
     /// The generic model of a family.
     pub fn generic(&self, family: &str) -> Option<&CardModel> {
-        self.models.iter().find(|m| m.family == family && m.generic)
+        let loaded = self.models.iter().find(|m| m.family == family && m.generic);
+        loaded.or_else(|| {
+            self.deferred
+                .iter()
+                .filter(|d| d.hint.as_ref().is_none_or(|h| h.family == family && h.generic))
+                .filter_map(Deferred::model)
+                .find(|m| m.family == family && m.generic)
+        })
+    }
+
+    /// The deferred files whose quick look disagrees with their parsed model (a test's
+    /// business: a file the look cannot read at all is parsed whenever compared, which is
+    /// slow, not wrong).
+    pub fn hint_mismatches(&self) -> Vec<String> {
+        self.deferred
+            .iter()
+            .filter_map(|d| {
+                let model = d.model()?;
+                let parsed = Hint {
+                    family: model.family.clone(),
+                    generic: model.generic,
+                    atrs: model.atrs.clone(),
+                };
+                match &d.hint {
+                    Some(h) if *h == parsed => None,
+                    Some(h) => Some(format!(
+                        "{}: the quick look says {h:?}, the file {parsed:?}",
+                        d.source
+                    )),
+                    None => Some(format!("{}: the quick look cannot read it", d.source)),
+                }
+            })
+            .collect()
     }
 }
 
@@ -472,9 +675,9 @@ algorithms = ["rsa2048", "p256"]
         let mut set = ModelSet::default();
         set.add_toml("a.toml", "name = \"x\"\nfamily = \n");
         set.add_toml("b.toml", GOOD);
-        assert_eq!(set.models().len(), 1);
-        assert_eq!(set.errors().len(), 1);
-        assert!(set.errors()[0].to_string().starts_with("a.toml:2:"));
+        assert_eq!(set.models().count(), 1);
+        assert_eq!(set.errors().count(), 1);
+        assert!(set.errors().next().unwrap().to_string().starts_with("a.toml:2:"));
     }
 
     #[test]

@@ -13,8 +13,8 @@ use crate::fs::{
 };
 use crate::model::CardModel;
 use crate::types::{
-    CardProperties, ContainerInfo, DecryptPadding, KeyAlgorithm, Pin, PinId, PinInfo, PinSet,
-    PublicKey, Secret, SignRequest,
+    CardIdentity, CardProperties, ContainerInfo, DecryptPadding, KeyAlgorithm, Pin, PinId, PinInfo,
+    PinSet, PublicKey, Secret, SignRequest,
 };
 
 /// A card, driven through its family's profile.
@@ -29,6 +29,13 @@ pub trait CardModule: Send + std::fmt::Debug {
     /// containers (Minidriver v7 §4.1 CardGetProperty).
     fn properties(&mut self) -> Result<CardProperties>;
 
+    /// The card's identity and what its model can do, reading no more than it takes to
+    /// identify the card (a host calls it on every insertion and in every new process).
+    /// Default: [`CardModule::properties`], which may read every container.
+    fn identity(&mut self) -> Result<CardIdentity> {
+        self.properties().map(CardIdentity::from)
+    }
+
     /// The 16-byte card identity (the `cardid` file): stable per card, derived from the
     /// card's own unique data, never a repeated serial.
     fn card_id(&mut self) -> Result<[u8; 16]>;
@@ -38,6 +45,13 @@ pub trait CardModule: Send + std::fmt::Debug {
 
     /// Tries left of one PIN, when the card can tell without spending a try.
     fn tries_left(&mut self, pin: PinId) -> Result<Option<u8>>;
+
+    /// The PINs with their info, sending nothing only to learn the tries left: those are
+    /// given where the profile knows them already (from a VERIFY's answer, from data it read
+    /// anyway), else `None`. Default: [`CardModule::pins`].
+    fn pins_without_probe(&mut self) -> Result<Vec<PinInfo>> {
+        self.pins()
+    }
 
     /// Verifies a PIN (CardAuthenticatePin / CardAuthenticateEx). Length rules are checked
     /// before anything is sent; a wrong PIN is [`CardError::WrongPin`] with the tries left.
@@ -80,6 +94,22 @@ pub trait CardModule: Send + std::fmt::Debug {
         let all = self.containers()?;
         let count = all.len();
         all.into_iter().find(|c| c.index == index).ok_or(CardError::NoContainer { index, count })
+    }
+
+    /// One container for an operation with its key: as [`CardModule::container`] (the
+    /// public key included), but a card may leave `has_certificate` false when finding out
+    /// would cost reads the key does not need (OpenPGP: its certificate record). Default:
+    /// [`CardModule::container`].
+    fn container_for_key(&mut self, index: u8) -> Result<ContainerInfo> {
+        self.container(index)
+    }
+
+    /// The container read from the card again, dropping what the profile kept about it
+    /// (in this process or from an earlier one): after an operation whose result shows the
+    /// key is not the one known (a signature that does not verify under it). Default:
+    /// [`CardModule::container`].
+    fn reread_container(&mut self, index: u8) -> Result<ContainerInfo> {
+        self.container(index)
     }
 
     /// Generates a key on the card in a container (CardCreateContainerEx, CARD_CREATE_CONTAINER_KEY_GEN).

@@ -4,9 +4,10 @@
 
 use scard_transport::CardTransport;
 
+use crate::cache::ObjectStore;
 use crate::channel::CardChannel;
 use crate::error::{CardError, Result};
-use crate::model::{CardModel, ModelSet};
+use crate::model::{AtrMatch, CardModel, ModelSet};
 use crate::module::CardModule;
 
 /// The model quirk saying its ATR does not identify the application (a multi-application
@@ -34,6 +35,8 @@ pub struct ProfileRegistry {
     families: Vec<Family>,
     user: ModelSet,
     builtin: ModelSet,
+    /// Where profiles keep public card objects across processes.
+    store: Option<ObjectStore>,
 }
 
 impl ProfileRegistry {
@@ -45,9 +48,23 @@ impl ProfileRegistry {
     /// Registers a family and loads its built-in models.
     pub fn register(&mut self, family: Family) {
         for (file, text) in family.models {
-            self.builtin.add_toml(&format!("builtin:{}/cards/{file}", family.name), text);
+            self.builtin.add_toml_deferred(&format!("builtin:{}/cards/{file}", family.name), text);
         }
         self.families.push(family);
+    }
+
+    /// Lets the profiles of the cards opened from now on keep public card objects
+    /// (certificates, public keys) across processes in `dir` (the certificate cache's
+    /// directory; `None`: in the process only).
+    pub fn set_cache_dir(&mut self, dir: Option<std::path::PathBuf>) {
+        self.store = dir.map(ObjectStore::new);
+    }
+
+    /// A channel over `transport` with this registry's object store.
+    fn channel(&self, transport: Box<dyn CardTransport>) -> CardChannel {
+        let mut channel = CardChannel::new(transport);
+        channel.set_object_store(self.store.clone());
+        channel
     }
 
     /// Loads the user's model files from a directory (they win over built-in ones).
@@ -62,12 +79,18 @@ impl ProfileRegistry {
 
     /// Every model: the user's first, then the built-in ones.
     pub fn models(&self) -> impl Iterator<Item = &CardModel> {
-        self.user.models().iter().chain(self.builtin.models())
+        self.user.models().chain(self.builtin.models())
     }
 
-    /// Model files that did not load (file, line, field).
+    /// Model files that did not load (file, line, field). Built-in files are parsed when
+    /// first needed; this parses them all.
     pub fn load_errors(&self) -> impl Iterator<Item = &CardError> {
-        self.user.errors().iter().chain(self.builtin.errors())
+        self.user.errors().chain(self.builtin.errors())
+    }
+
+    /// The user's model files that did not load (parses no built-in file).
+    pub fn user_load_errors(&self) -> impl Iterator<Item = &CardError> {
+        self.user.errors()
     }
 
     /// The registered families.
@@ -89,21 +112,33 @@ impl ProfileRegistry {
     /// The models an ATR names, at most one per registered family: [`ProfileRegistry::identify`]'s
     /// first, then the best match of each other family (most specific first).
     pub fn candidates(&self, atr: &[u8]) -> Vec<&CardModel> {
-        let Some(first) = self.identify(atr) else { return Vec::new() };
-        let mut best: Vec<(&CardModel, u32)> = Vec::new();
-        for m in self.models() {
+        let Some((first, others)) = self.candidate_matches(atr) else { return Vec::new() };
+        std::iter::once(first).chain(others.iter().filter_map(AtrMatch::model)).collect()
+    }
+
+    /// [`ProfileRegistry::candidates`]: the first model, and the best match of each other
+    /// family, not parsed yet (most specific first).
+    fn candidate_matches(&self, atr: &[u8]) -> Option<(&CardModel, Vec<AtrMatch<'_>>)> {
+        let first = self.identify(atr)?;
+        let mut best: Vec<AtrMatch<'_>> = Vec::new();
+        for m in self.user.matches(atr).into_iter().chain(self.builtin.matches(atr)) {
             if m.family == first.family || !self.families.iter().any(|f| f.name == m.family) {
                 continue;
             }
-            let Some(score) = m.match_atr(atr) else { continue };
-            match best.iter_mut().find(|(b, _)| b.family == m.family) {
-                Some(entry) if score > entry.1 => *entry = (m, score),
+            match best.iter_mut().find(|b| b.family == m.family) {
+                Some(entry) if m.score > entry.score => *entry = m,
                 Some(_) => {}
-                None => best.push((m, score)),
+                None => best.push(m),
             }
         }
-        best.sort_by_key(|b| std::cmp::Reverse(b.1));
-        std::iter::once(first).chain(best.into_iter().map(|(m, _)| m)).collect()
+        best.sort_by_key(|b| std::cmp::Reverse(b.score));
+        Some((first, best))
+    }
+
+    /// The built-in model files whose quick look (which picks the file to parse for an ATR)
+    /// disagrees with the parsed file: for a test that every built-in file is read right.
+    pub fn builtin_hint_mismatches(&self) -> Vec<String> {
+        self.builtin.hint_mismatches()
     }
 
     /// Opens a card: by ATR when a model names it (no probing of other applications), else by
@@ -112,12 +147,13 @@ impl ProfileRegistry {
     /// virtual reader's generic ATR), the claiming families are probed in turn (the probe is
     /// the family's own SELECT, which the profile then does not repeat).
     pub fn open(&self, transport: Box<dyn CardTransport>) -> Result<Box<dyn CardModule>> {
-        let mut channel = CardChannel::new(transport);
-        let candidates = self.candidates(channel.atr());
+        let mut channel = self.channel(transport);
+        let atr = channel.atr().to_vec();
         let mut probed = Vec::new();
-        match candidates.as_slice() {
-            [] => {}
-            [model] if !model.has_quirk(SHARED_ATR) => {
+        // The other families' models are parsed only when their turn comes.
+        match self.candidate_matches(&atr) {
+            None => {}
+            Some((model, others)) if others.is_empty() && !model.has_quirk(SHARED_ATR) => {
                 if let Some(family) = self.families.iter().find(|f| f.name == model.family) {
                     tracing::debug!(
                         "{}: card model {:?} from {}",
@@ -125,11 +161,29 @@ impl ProfileRegistry {
                         model.name,
                         model.source
                     );
-                    return (family.open)(channel, (*model).clone());
+                    return (family.open)(channel, model.clone());
                 }
             }
-            several => {
-                for model in several {
+            Some((first, others)) => {
+                // (family, model parsed when its turn comes)
+                let mut several: Vec<(&str, Option<&AtrMatch<'_>>)> =
+                    std::iter::once((first.family.as_str(), None))
+                        .chain(others.iter().map(|m| (m.family, Some(m))))
+                        .collect();
+                // The family that answered last time on a card with this ATR is asked first
+                // (its SELECT decides; a card of another family costs that one SELECT).
+                let answered = self.store.as_ref().and_then(|s| s.atr_family(&atr));
+                if let Some(pos) =
+                    answered.and_then(|f| several.iter().position(|(family, _)| *family == f))
+                {
+                    let hinted = several.remove(pos);
+                    several.insert(0, hinted);
+                }
+                let models = several.into_iter().map(|(_, m)| match m {
+                    None => Some(first),
+                    Some(m) => m.model(),
+                });
+                for model in models.flatten() {
                     let Some(family) = self.families.iter().find(|f| f.name == model.family) else {
                         continue;
                     };
@@ -142,7 +196,12 @@ impl ProfileRegistry {
                             model.source,
                             family.name
                         );
-                        return (family.open)(channel, (*model).clone());
+                        if let Some(store) = &self.store {
+                            if let Err(err) = store.set_atr_family(&atr, family.name) {
+                                tracing::debug!("ATR family hint: {err}");
+                            }
+                        }
+                        return (family.open)(channel, model.clone());
                     }
                 }
             }
@@ -181,6 +240,6 @@ impl ProfileRegistry {
                 probed: format!("model family {:?} is not registered", model.family),
             }
         })?;
-        (family.open)(CardChannel::new(transport), model)
+        (family.open)(self.channel(transport), model)
     }
 }

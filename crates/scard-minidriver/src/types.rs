@@ -653,6 +653,43 @@ pub struct KeySizes {
     pub increment: u16,
 }
 
+/// What identifies a card and what its model says it can do, without reading its containers
+/// (what a host needs when a card is inserted; [`CardProperties`] adds the free containers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardIdentity {
+    /// The family ("piv", "openpgp", "gids").
+    pub family: String,
+    /// The card model's display name.
+    pub model: String,
+    /// 16-byte card identity (the `cardid` file).
+    pub card_id: [u8; 16],
+    /// The serial number as the card states it (hex or text).
+    pub serial: String,
+    /// On-card key generation.
+    pub key_generation: bool,
+    /// Algorithms the card (and its model) take.
+    pub algorithms: Vec<KeyAlgorithm>,
+    /// Number of containers.
+    pub max_containers: usize,
+    /// Read-only card.
+    pub read_only: bool,
+}
+
+impl From<CardProperties> for CardIdentity {
+    fn from(p: CardProperties) -> Self {
+        Self {
+            family: p.family,
+            model: p.model,
+            card_id: p.card_id,
+            serial: p.serial,
+            key_generation: p.key_generation,
+            algorithms: p.algorithms,
+            max_containers: p.max_containers,
+            read_only: p.read_only,
+        }
+    }
+}
+
 /// What a card can do (Minidriver v7 `CARD_CAPABILITIES` plus the free-space properties).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardProperties {

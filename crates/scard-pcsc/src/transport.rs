@@ -61,8 +61,17 @@ impl Conn {
         })?;
         let mut conn =
             Conn { handle, _ctx: ctx, reader, share, protocol, buf: vec![0; RECEIVE_BUFFER] };
-        let snapshot = conn.status()?;
-        Ok((conn, snapshot))
+        // Another application reset the card right after we connected: a new connection has
+        // no state to lose (each notice is acknowledged and the status read again; a few
+        // resets in a row are waited through).
+        let mut snapshot = conn.status();
+        for _ in 0..4 {
+            if !matches!(snapshot, Err(TransportError::CardReset { .. })) {
+                break;
+            }
+            snapshot = conn.status();
+        }
+        Ok((conn, snapshot?))
     }
 
     /// Maps a failed call; after `SCARD_W_RESET_CARD` first acknowledges the reset
@@ -150,6 +159,9 @@ pub struct PcscTransport {
     atr: Vec<u8>,
     protocol: Protocol,
     timeout: Duration,
+    /// A reset notice that came with the end of a transaction (see
+    /// [`CardTransport::end_transaction`]), reported by the next call.
+    reset_pending: bool,
 }
 
 impl std::fmt::Debug for PcscTransport {
@@ -186,7 +198,16 @@ impl PcscTransport {
             atr,
             protocol,
             timeout,
+            reset_pending: false,
         })
+    }
+
+    /// The reset notice kept from the end of a transaction, once.
+    fn take_reset_notice(&mut self) -> Result<(), TransportError> {
+        if std::mem::take(&mut self.reset_pending) {
+            return Err(TransportError::CardReset { reader: self.reader.clone() });
+        }
+        Ok(())
     }
 
     /// The PC/SC reader name (without the `pcsc:` prefix).
@@ -277,11 +298,13 @@ impl CardTransport for PcscTransport {
     }
 
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.take_reset_notice()?;
         let owned = command.to_vec();
         self.call(|| command_name(command), move |c| c.transmit(&owned))
     }
 
     fn begin_transaction(&mut self) -> Result<(), TransportError> {
+        self.take_reset_notice()?;
         self.call(
             || "BEGIN TRANSACTION (SCardBeginTransaction)".to_owned(),
             |c| match c.handle.begin_transaction() {
@@ -293,14 +316,30 @@ impl CardTransport for PcscTransport {
 
     fn end_transaction(&mut self, how: Disposition) -> Result<(), TransportError> {
         let value = disposition(how);
-        self.call(
+        let noticed = self.call(
             || "END TRANSACTION (SCardEndTransaction)".to_owned(),
             move |c| match c.handle.end_transaction(value) {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(false),
+                // pcsc-lite looks for a reset by another application before it ends the
+                // transaction, and keeps the transaction when it reports one (winscard.c
+                // SCardEndTransaction): a reset from before our transaction began (its lock
+                // was taken after the check), with no command of ours in between to hear of
+                // it. The notice is acknowledged, the transaction ended again, and the
+                // notice reported by our next call.
+                Err(code) if code == ReturnCode::W_RESET_CARD => {
+                    let _ = c.failed(code, "SCardEndTransaction");
+                    match c.handle.end_transaction(value) {
+                        Ok(()) => Ok(true),
+                        Err(code) => Err(c.failed(code, "SCardEndTransaction")),
+                    }
+                }
                 Err(code) => Err(c.failed(code, "SCardEndTransaction")),
             },
         )?;
-        if how != Disposition::Leave {
+        if noticed {
+            self.reset_pending = true;
+        }
+        if how != Disposition::Leave || noticed {
             self.refresh();
         }
         Ok(())

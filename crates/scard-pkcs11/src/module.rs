@@ -82,6 +82,9 @@ struct Token {
     /// The highest tries-left seen for the user PIN and the SO credential (CKF_*_COUNT_LOW).
     user_tries_max: u8,
     so_tries_max: u8,
+    /// Containers whose objects are loaded, and whether with their certificate: one by a
+    /// search naming its `CKA_ID`, all by a search that names none.
+    loaded: BTreeMap<u8, bool>,
 }
 
 /// A reader.
@@ -688,6 +691,7 @@ impl Module {
                         login: Login::Public,
                         user_tries_max: 3,
                         so_tries_max: 3,
+                        loaded: BTreeMap::new(),
                     });
                     self.next_epoch += 1;
                 }
@@ -814,8 +818,41 @@ impl Module {
         let epoch = self.token(slot)?.epoch;
         let result = self.provider.keys_on(&reader);
         let keys = self.ksp(result)?;
+        self.install(slot, epoch, &keys, None);
+        let token = self.token_mut(slot)?;
+        let all = u8::try_from(token.summary.max_containers).unwrap_or(u8::MAX);
+        token.loaded = (0..all).map(|i| (i, true)).collect();
+        Ok(())
+    }
+
+    /// Loads the objects of one container, once per token (a search that names a `CKA_ID`
+    /// reads no other container: a PIV card reads that key's certificate object only, or
+    /// nothing when an earlier process kept it). `certificate: false` (a search for keys)
+    /// leaves the container's certificate object for a later search.
+    fn load_container(&mut self, slot: CK_SLOT_ID, index: u8, certificate: bool) -> Result<()> {
+        let token = self.token(slot)?;
+        if token.loaded.get(&index).is_some_and(|with| *with || !certificate) {
+            return Ok(());
+        }
+        let (reader, epoch) = (self.reader(slot)?, token.epoch);
+        let result = self.provider.key_at(&reader, index, certificate);
+        let key = self.ksp(result)?;
+        self.install(slot, epoch, key.as_slice(), Some(index));
+        self.token_mut(slot)?.loaded.insert(index, certificate);
+        Ok(())
+    }
+
+    /// Makes the token objects of `keys` (all of the token's, or those of container `only`)
+    /// the token's, keeping the handles of objects that did not change.
+    fn install(
+        &mut self,
+        slot: CK_SLOT_ID,
+        epoch: u64,
+        keys: &[scard_ksp::KeyInfo],
+        only: Option<u8>,
+    ) {
         let mut wanted = Vec::new();
-        for info in &keys {
+        for info in keys {
             let mut key = Key::from(info);
             if key.usage.sign && !self.can_sign(slot, epoch, &key) {
                 key.usage.sign = false;
@@ -834,8 +871,10 @@ impl Module {
             .iter()
             .filter(|(_, o)| o.slot == slot && o.epoch == epoch)
             .filter_map(|(h, o)| match &o.body {
-                ObjectBody::Token(t) => Some((*h, t.identity())),
-                ObjectBody::Session { .. } => None,
+                ObjectBody::Token(t) if only.is_none_or(|i| i == t.key.container) => {
+                    Some((*h, t.identity()))
+                }
+                _ => None,
             })
             .collect();
         for t in wanted {
@@ -849,7 +888,6 @@ impl Module {
         for (gone, _) in old {
             self.objects.remove(&gone);
         }
-        Ok(())
     }
 
     /// Whether the card signs with a key whose key spec says it may: an RSA key exchange key
@@ -914,7 +952,8 @@ impl Module {
         self.sync();
         let reader = self.reader(slot)?;
         self.token(slot)?;
-        let pins = match self.provider.pin_info(&reader) {
+        // What the card told already: no VERIFY is sent only to count the tries left.
+        let pins = match self.provider.pin_info_known(&reader) {
             Ok(p) => p,
             Err(err) => {
                 // The token info is still given (without PIN lengths and counts); a card
@@ -1094,7 +1133,7 @@ impl Module {
                     if self.sessions.values().any(|s| s.slot == slot && !s.rw) {
                         return Err(Error::SessionReadOnlyExists);
                     }
-                    let result = self.provider.pin_info(&reader);
+                    let result = self.provider.pin_info_known(&reader);
                     let pins = self.ksp(result)?;
                     let kind = pins.iter().find(|p| p.id == PinId::ADMIN).map(|p| p.pin_type);
                     let value = so_value(kind, pin)?;
@@ -1146,7 +1185,7 @@ impl Module {
             _ => return Err(Error::UserNotLoggedIn("C_InitPIN needs the SO logged in")),
         };
         let reader = self.reader(slot)?;
-        let result = self.provider.pin_info(&reader);
+        let result = self.provider.pin_info_known(&reader);
         let pins = self.ksp(result)?;
         let admin_unblocks = pins
             .iter()
@@ -1171,7 +1210,7 @@ impl Module {
         let reader = self.reader(slot)?;
         match &self.token(slot)?.login {
             Login::So(_) => {
-                let result = self.provider.pin_info(&reader);
+                let result = self.provider.pin_info_known(&reader);
                 let pins = self.ksp(result)?;
                 let kind = pins.iter().find(|p| p.id == PinId::ADMIN).map(|p| p.pin_type);
                 let (old, new) = (so_value(kind, old)?, so_value(kind, new)?);
@@ -1215,9 +1254,24 @@ impl Module {
         if self.sessions.get(&h).is_some_and(|s| s.find.is_some()) {
             return Err(Error::OperationActive);
         }
-        // The card may have changed under another application: read it again (cheap while
-        // its cardcf counters are unchanged).
-        self.load_objects(slot)?;
+        // A search for one container's objects (a CKA_ID that names a container) reads that
+        // container alone, once per token; any other search reads the card's keys again
+        // (the card may have changed under another application; cheap while its cardcf
+        // counters are unchanged).
+        let max = self.token(slot)?.summary.max_containers;
+        let container = objects::find(template, CKA_ID)
+            .and_then(objects::container_of_id)
+            .filter(|i| usize::from(*i) < max);
+        match container {
+            Some(index) => {
+                let keys_only = matches!(
+                    objects::find_ulong(template, CKA_CLASS),
+                    Ok(Some(CKO_PRIVATE_KEY | CKO_PUBLIC_KEY))
+                );
+                self.load_container(slot, index, !keys_only)?;
+            }
+            None => self.load_objects(slot)?,
+        }
         let epoch = self.token(slot)?.epoch;
         let user = self.private_visible(slot);
         let found: VecDeque<CK_OBJECT_HANDLE> = self

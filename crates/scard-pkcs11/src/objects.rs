@@ -90,6 +90,9 @@ pub(crate) struct Key {
     pub(crate) public_key: Option<PublicKey>,
     /// The certificate (DER), when the container has one.
     pub(crate) certificate: Option<Vec<u8>>,
+    /// The certificate's fields, decoded once (`None` without a certificate, or when it does
+    /// not decode).
+    cert_fields: Option<CertFields>,
     /// The container's label.
     pub(crate) label: String,
     /// What the key may do.
@@ -106,6 +109,7 @@ impl From<&KeyInfo> for Key {
             algorithm: k.algorithm,
             public_key: k.public_key.clone(),
             certificate: k.certificate.clone(),
+            cert_fields: k.certificate.as_deref().and_then(cert_fields),
             label: k.label.clone(),
             usage: k.usage,
             // PIV 9C, and OpenPGP's signature key when PW1 is valid for one signature.
@@ -190,6 +194,7 @@ pub(crate) fn ec_point_der(point: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The fields of a DER X.509 certificate that PKCS#11 lists (RFC 5280 §4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct CertFields {
     subject: Vec<u8>,
     issuer: Vec<u8>,
@@ -292,8 +297,8 @@ impl TokenObject {
 
     fn certificate_attribute(&self, ty: CK_ATTRIBUTE_TYPE) -> AttrValue {
         let Some(der) = self.key.certificate.as_deref() else { return AttrValue::Invalid };
-        let fields = cert_fields(der);
-        let field = |f: fn(&CertFields) -> &Vec<u8>| match &fields {
+        let fields = &self.key.cert_fields;
+        let field = |f: fn(&CertFields) -> &Vec<u8>| match fields {
             Some(c) => AttrValue::of(f(c).clone()),
             None => AttrValue::of(Vec::new()),
         };
@@ -325,9 +330,7 @@ impl TokenObject {
     fn key_attribute(&self, ty: CK_ATTRIBUTE_TYPE) -> AttrValue {
         let key = self.key.as_ref();
         let private = self.class == TokenClass::PrivateKey;
-        let subject = || {
-            key.certificate.as_deref().and_then(cert_fields).map(|c| c.subject).unwrap_or_default()
-        };
+        let subject = || key.cert_fields.as_ref().map(|c| c.subject.clone()).unwrap_or_default();
         // §4.7 keys, common to both sides.
         match ty {
             CKA_KEY_TYPE => return AttrValue::of(ulong(key_type(key.algorithm))),
@@ -487,6 +490,7 @@ mod tests {
             algorithm,
             public_key: Some(public_key),
             certificate: None,
+            cert_fields: None,
             label: "Key Management (9D)".into(),
             usage: KeyUsage::of(spec),
             always_authenticate: false,

@@ -9,6 +9,8 @@
 //! - [`piv`]: NIST SP 800-73-4 PIV card application.
 //! - [`openpgp`]: OpenPGP smart card application 3.4.
 //! - [`gids`]: Microsoft Generic Identity Device Specification card.
+//! - [`hostile`]: one of the above behind a seeded layer of faults (truncated, oversized and
+//!   malformed answers, wrong status words, 61xx/6Cxx loops, wrong ATRs, stalls, resets).
 //! - [`vpcd`]: attaches a card to pcscd through vsmartcard's vpcd reader driver.
 //! - [`vscard`]: serves a card to QEMU's `ccid-card-passthru` (VSCard protocol), as a T=0
 //!   card behind QEMU's `usb-ccid` reader.
@@ -20,6 +22,7 @@
 
 pub mod cert;
 pub mod gids;
+pub mod hostile;
 pub mod io;
 pub mod keys;
 pub mod openpgp;
@@ -138,6 +141,13 @@ pub trait Card: Send {
     /// Processes one command APDU and returns the response APDU (data and SW1 SW2). Never
     /// panics, whatever the bytes.
     fn process(&mut self, command: &[u8]) -> Vec<u8>;
+
+    /// Processes one command APDU as [`Card::process`] does, or returns `None` when the card
+    /// does not answer at all (a stalled [`hostile`] card): the reader reports a timeout at
+    /// its deadline, and a vpcd card sends no reply.
+    fn answer(&mut self, command: &[u8]) -> Option<Vec<u8>> {
+        Some(self.process(command))
+    }
 
     /// The persistent state, for [`state::save`].
     fn save_state(&self) -> serde_json::Value;

@@ -154,8 +154,13 @@ fn handle(card: &mut dyn Card, payload: &[u8], stats: &mut Stats) -> Option<Vec<
             stats.apdus += 1;
             tracing::trace!(">> {}", trace_command(command));
             let started = Instant::now();
-            let mut response = card.process(command);
+            let answer = card.answer(command);
             stats.processing += started.elapsed();
+            let Some(mut response) = answer else {
+                // A stalled card: no reply; the reader's deadline decides what happens next.
+                tracing::trace!("<< (no answer)");
+                return None;
+            };
             if response.len() > frame::MAX_PAYLOAD {
                 // 65536 data bytes and SW1 SW2 do not fit a vpcd frame.
                 tracing::warn!("vpcd: response of {} bytes does not fit a frame", response.len());

@@ -39,9 +39,10 @@ pub enum TransportError {
     /// A whole backend is unavailable (e.g. "PC/SC not available: libpcsclite.so.1 not found").
     #[error("{backend} not available: {reason}")]
     BackendUnavailable { backend: &'static str, reason: String },
-    /// The card's answers broke ISO/IEC 7816-4 (more data than Ne, 61xx forever, ...).
-    #[error("{reader}: {source}")]
-    Card { reader: String, source: scard_iso7816::Error },
+    /// The card's answers to `command` (e.g. "GET DATA (INS CB)", from [`command_name`])
+    /// broke ISO/IEC 7816-4 (more data than Ne, 61xx forever, no status word, ...).
+    #[error("{reader}: {command}: {source}")]
+    Card { reader: String, command: String, source: scard_iso7816::Error },
     /// Another connection holds the card exclusively.
     #[error("{reader}: card in use by another connection")]
     Sharing { reader: String },

@@ -12,12 +12,15 @@
 //! - [`vpcd`]: our stack listening as vsmartcard's vpcd does, for virtual cards over TCP.
 //! - [`counting`]: a transport wrapper that counts APDUs and bytes (`scard bench`, the
 //!   conformance suite).
+//! - [`faults`]: a transport wrapper that removes the card, resets it, or fails the transfer
+//!   at the Nth APDU (fault-injection tests).
 //!
 //! Card logic above this layer never sees USB or PC/SC: only [`CardTransport`].
 #![forbid(unsafe_code)]
 
 pub mod counting;
 mod error;
+pub mod faults;
 mod name;
 mod registry;
 pub mod virtual_card;
@@ -181,8 +184,12 @@ pub fn exchange(
     limits: scard_iso7816::CardLimits,
 ) -> Result<scard_iso7816::ResponseApdu, TransportError> {
     use scard_iso7816::exchange::{Exchange, Step};
-    let card_err =
-        |reader: &str, source| TransportError::Card { reader: reader.to_owned(), source };
+    // Errors name the logical command (its INS), whatever APDU of the exchange went wrong.
+    let card_err = |reader: &str, source| TransportError::Card {
+        reader: reader.to_owned(),
+        command: command_name(&[command.cla(), command.ins().0]),
+        source,
+    };
     let mut engine = Exchange::new(command, limits).map_err(|e| card_err(transport.reader(), e))?;
     loop {
         let apdu = engine.apdu();
@@ -193,7 +200,9 @@ pub fn exchange(
             ins.and_then(|i| i.name()).unwrap_or("?")
         );
         let started = std::time::Instant::now();
-        let answer = transport.transmit(apdu)?;
+        // The raw answer may be a decrypted secret: zeroized when dropped, as the response
+        // the engine builds from it is.
+        let answer = zeroize::Zeroizing::new(transport.transmit(apdu)?);
         tracing::trace!(
             "<< [{} bytes] {} ({:.1} ms)",
             answer.len().saturating_sub(2),
@@ -269,6 +278,6 @@ mod exchange_tests {
         let short = CommandApdu::new(0, 0xCA, 0, 0x6E).with_ne(10).unwrap();
         let err = exchange(t.as_mut(), &short, CardLimits::default()).unwrap_err();
         assert!(matches!(err, TransportError::Card { .. }), "{err}");
-        assert!(err.to_string().starts_with("sim:long"), "{err}");
+        assert!(err.to_string().starts_with("sim:long: GET DATA (INS CA): "), "{err}");
     }
 }

@@ -3,16 +3,18 @@
 //! simulated cards of scard-sim are wrapped into it by the assemblies that offer `sim:`
 //! readers (the CLI, the PKCS#11 module); this crate does not depend on them.
 //!
-//! In-process cards answer synchronously; they are trusted not to stall (a stalling card is
-//! a vpcd or hardware matter, where the deadline applies).
+//! In-process cards answer synchronously. A card that does not answer at all (a stalled
+//! hostile card: [`VirtualCard::answer`] returns `None`) costs the connection its deadline
+//! ([`CardTransport::set_timeout`]), waited without holding the backend's lock, and then a
+//! [`TransportError::Timeout`] naming the command, as a reader's timeout would.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::{
-    Backend, CardTransport, Disposition, Protocol, ReaderEvent, ReaderInfo, ReaderName, ShareMode,
-    TransportError,
+    Backend, CardTransport, DEFAULT_TIMEOUT, Disposition, Protocol, ReaderEvent, ReaderInfo,
+    ReaderName, ShareMode, TransportError, command_name,
 };
 
 /// A card that lives in this process.
@@ -27,6 +29,11 @@ pub trait VirtualCard: Send {
     fn power_off(&mut self);
     /// One command APDU in, one response APDU out.
     fn process(&mut self, command: &[u8]) -> Vec<u8>;
+    /// One command APDU in, one response APDU out, or `None` when the card does not answer
+    /// (it stalls): the transport then reports a timeout at its deadline.
+    fn answer(&mut self, command: &[u8]) -> Option<Vec<u8>> {
+        Some(self.process(command))
+    }
     /// The last connection went away: persist what must survive the process.
     fn flush(&mut self) {}
 }
@@ -168,6 +175,7 @@ impl Backend for VirtualBackend {
             insertions: slot.insertions,
             in_transaction: false,
             connected: true,
+            timeout: DEFAULT_TIMEOUT,
         })))
     }
 
@@ -190,6 +198,8 @@ struct VirtualTransport {
     insertions: u64,
     in_transaction: bool,
     connected: bool,
+    /// How long a card that does not answer is waited for.
+    timeout: Duration,
 }
 
 impl VirtualTransport {
@@ -232,8 +242,22 @@ impl CardTransport for VirtualTransport {
 
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         let reader = self.reader.clone();
-        self.with_card(|slot| slot.card.as_mut().map(|c| c.process(command)))?
-            .ok_or(TransportError::CardRemoved { reader })
+        let answer = self
+            .with_card(|slot| slot.card.as_mut().map(|c| c.answer(command)))?
+            .ok_or_else(|| TransportError::CardRemoved { reader: reader.clone() })?;
+        match answer {
+            Some(response) => Ok(response),
+            None => {
+                // No answer: the deadline passes (other connections may use the backend
+                // meanwhile), then the timeout a reader would report.
+                std::thread::sleep(self.timeout);
+                Err(TransportError::Timeout {
+                    reader,
+                    command: command_name(command),
+                    after: self.timeout,
+                })
+            }
+        }
     }
 
     fn begin_transaction(&mut self) -> Result<(), TransportError> {
@@ -301,7 +325,9 @@ impl CardTransport for VirtualTransport {
         Ok(())
     }
 
-    fn set_timeout(&mut self, _timeout: Duration) {}
+    fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
 }
 
 impl Drop for VirtualTransport {
@@ -412,6 +438,53 @@ mod tests {
             registry.connect(Some("nonsense"), ShareMode::Shared),
             Err(TransportError::InvalidName { .. })
         ));
+    }
+
+    /// Answers SELECT, then nothing.
+    struct Stalling;
+
+    impl VirtualCard for Stalling {
+        fn atr(&self) -> Vec<u8> {
+            vec![0x3B, 0x00]
+        }
+        fn power_on(&mut self) {}
+        fn reset(&mut self) {}
+        fn power_off(&mut self) {}
+        fn process(&mut self, _command: &[u8]) -> Vec<u8> {
+            Vec::new()
+        }
+        fn answer(&mut self, command: &[u8]) -> Option<Vec<u8>> {
+            (command.get(1) == Some(&0xA4)).then(|| vec![0x90, 0x00])
+        }
+    }
+
+    #[test]
+    fn a_card_that_does_not_answer_times_out_at_the_deadline() {
+        let backend = VirtualBackend::new();
+        backend.insert("sim:stall", Box::new(Stalling));
+        let mut registry = Registry::new();
+        registry.add(Box::new(backend));
+        let mut t = registry.connect(Some("sim:stall"), ShareMode::Shared).unwrap();
+        let mut other = registry.connect(Some("sim:stall"), ShareMode::Shared).unwrap();
+        assert_eq!(t.transmit(&[0, 0xA4, 4, 0]).unwrap(), [0x90, 0]);
+        t.set_timeout(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let waiting = std::thread::spawn(move || {
+            let err = t.transmit(&[0, 0xCA, 0, 0x6E, 0]).unwrap_err();
+            (err, started.elapsed())
+        });
+        // The wait does not hold the backend: another connection works meanwhile.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(other.transmit(&[0, 0xA4, 4, 0]).unwrap(), [0x90, 0]);
+        assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+        let (err, waited) = waiting.join().unwrap();
+        assert!(
+            matches!(&err, TransportError::Timeout { command, after, .. }
+                if command == "GET DATA (INS CA)" && *after == Duration::from_millis(300)),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no answer to GET DATA (INS CA) within 300ms"), "{err}");
+        assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(2));
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub struct VpcdBackend {
     name: String,
     listener: TcpListener,
     wait: Duration,
+    /// The deadline of each exchange: the first deadline of every connection, and the wait
+    /// for a connecting card's ATR (at most 5 s).
+    timeout: Duration,
     state: Arc<Mutex<State>>,
 }
 
@@ -106,7 +109,20 @@ impl VpcdBackend {
         // Port 0 binds any free port: the name carries the real one.
         let bound = listener.local_addr().map_err(io)?.port();
         let name = ReaderName::Vpcd { host: host.to_owned(), port: bound }.to_string();
-        Ok(Self { name, listener, wait, state: Arc::new(Mutex::new(State::default())) })
+        Ok(Self {
+            name,
+            listener,
+            wait,
+            timeout: DEFAULT_TIMEOUT,
+            state: Arc::new(Mutex::new(State::default())),
+        })
+    }
+
+    /// Sets the deadline of each exchange (default [`DEFAULT_TIMEOUT`]): connections start
+    /// with it, and a card that connects is given it (at most 5 s) to tell its ATR.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The reader name, `vpcd:<host>:<port>` (with the port actually bound).
@@ -144,7 +160,8 @@ impl VpcdBackend {
             generation: state.generations,
         };
         send(&self.name, &mut conn, &[frame::POWER_ON])?;
-        let atr = get_atr(&self.name, &mut conn, DEFAULT_TIMEOUT.min(Duration::from_secs(5)))?;
+        // A card that connects and never tells its ATR is dropped at the deadline.
+        let atr = get_atr(&self.name, &mut conn, self.timeout.min(Duration::from_secs(5)))?;
         conn.atr = atr.clone();
         state.conn = Some(conn);
         state.events.push_back(ReaderEvent::CardInserted { reader: self.name.clone(), atr });
@@ -281,7 +298,7 @@ impl Backend for VpcdBackend {
             atr: conn.atr.clone(),
             resets: conn.resets,
             generation: conn.generation,
-            timeout: DEFAULT_TIMEOUT,
+            timeout: self.timeout,
             exclusive: mode == ShareMode::Exclusive,
             connected: true,
         })))
@@ -363,7 +380,11 @@ impl CardTransport for VpcdTransport {
             if response.len() < 2 {
                 return Err(TransportError::Protocol {
                     reader: reader.to_owned(),
-                    reason: format!("a {}-byte response has no status word", response.len()),
+                    reason: format!(
+                        "a {}-byte response to {} has no status word",
+                        response.len(),
+                        command_name(command)
+                    ),
                 });
             }
             Ok(response)

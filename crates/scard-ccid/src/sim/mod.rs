@@ -190,6 +190,9 @@ pub struct Knobs {
     pub corrupt_card_blocks: u32,
     /// T=1: the card asks for this waiting time extension before each response.
     pub card_wtx: Option<u8>,
+    /// T=1: with `card_wtx`, the card asks again this many times after each S(WTX response)
+    /// before it answers (`u32::MAX`: it never answers).
+    pub card_wtx_repeat: u32,
     /// T=1: the card announces this IFSC before its next response.
     pub card_ifs_request: Option<u8>,
     /// T=1: the card answers S(IFS request) with an R-block.
@@ -621,6 +624,7 @@ impl SimReader {
         let rejects_pps = self.knobs.card_rejects_pps;
         let mut behaviour = CardBehaviour {
             wtx: self.knobs.card_wtx,
+            wtx_repeat: self.knobs.card_wtx_repeat,
             ifs_request: self.knobs.card_ifs_request,
             ignore_ifs: self.knobs.card_ignores_ifs,
         };

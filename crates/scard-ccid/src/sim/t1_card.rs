@@ -11,6 +11,8 @@ use crate::t1::{Block, Invalid, RCode, SKind, decode_block, encode_block, pcb_i,
 pub(crate) struct CardBehaviour {
     /// Ask for a waiting time extension (S(WTX request)) before each response.
     pub(crate) wtx: Option<u8>,
+    /// Ask again this many times after each S(WTX response) (`u32::MAX`: forever).
+    pub(crate) wtx_repeat: u32,
     /// Announce a new IFSC (S(IFS request)) before the next response.
     pub(crate) ifs_request: Option<u8>,
     /// Answer the next S(IFS request) of the interface device with an R-block instead.
@@ -37,6 +39,8 @@ pub(crate) struct CardT1 {
     last_i_ns: Option<bool>,
     /// The block held back behind an S(WTX request) or S(IFS request).
     deferred: Option<Vec<u8>>,
+    /// S(WTX request)s still to send before the held-back block.
+    wtx_left: u32,
     /// Complete APDUs received (for tests).
     pub(crate) apdus: usize,
 }
@@ -55,6 +59,7 @@ impl CardT1 {
             last: Vec::new(),
             last_i_ns: None,
             deferred: None,
+            wtx_left: 0,
             apdus: 0,
         }
     }
@@ -134,6 +139,7 @@ impl CardT1 {
                 }
                 if let Some(m) = behaviour.wtx {
                     self.deferred = Some(first);
+                    self.wtx_left = behaviour.wtx_repeat;
                     let b = self.block(pcb_s(SKind::Wtx, false), &[m]);
                     return self.send(b);
                 }
@@ -163,6 +169,7 @@ impl CardT1 {
                     self.tx.clear();
                     self.last_i_ns = None;
                     self.deferred = None;
+                    self.wtx_left = 0;
                     self.ifsd = 32;
                     let b = self.block(pcb_s(SKind::Resynch, true), &[]);
                     self.send(b)
@@ -177,6 +184,17 @@ impl CardT1 {
                 _ => self.r_block(RCode::Other),
             },
             // The interface device answered our S(WTX) or S(IFS) request: the held-back block.
+            // A card that keeps asking for more time (ISO/IEC 7816-3 §11.6.2.3 sets no limit).
+            Block::S { kind: SKind::Wtx, response: true, .. }
+                if self.wtx_left > 0 && self.deferred.is_some() =>
+            {
+                if self.wtx_left != u32::MAX {
+                    self.wtx_left -= 1;
+                }
+                let m = behaviour.wtx.unwrap_or(1);
+                let b = self.block(pcb_s(SKind::Wtx, false), &[m]);
+                self.send(b)
+            }
             Block::S { response: true, .. } => match self.deferred.take() {
                 Some(b) => self.send(b),
                 None => self.r_block(RCode::Other),

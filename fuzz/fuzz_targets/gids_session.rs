@@ -1,0 +1,3 @@
+#![no_main]
+// Harness and invariants: scard_tests::harness::gids_session.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| scard_tests::harness::gids_session(data));
