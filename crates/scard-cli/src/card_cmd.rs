@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::readers_cmd::{self, ReaderArgs};
 use crate::secrets::Secrets;
-use crate::{EXIT_BAD_INPUT, EXIT_FAILURE, Outcome};
+use crate::{EXIT_BAD_INPUT, EXIT_FAILURE, Outcome, to_json};
 
 /// Where the user PIN comes from.
 #[derive(Debug, Args)]
@@ -48,6 +48,15 @@ pub(crate) struct AdminArgs {
     pin_env: Option<String>,
 }
 
+/// `--json` of the card commands.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct JsonArg {
+    /// Print one JSON object on standard output, on failure too (with "error" and
+    /// "exit_status"). Secrets (plaintexts, shared secrets) never go into it.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum PinCommand {
     /// Verify a PIN (and show the tries left).
@@ -59,6 +68,8 @@ pub(crate) enum PinCommand {
         pin_id: u8,
         #[command(flatten)]
         pin: PinArgs,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Change a PIN: the old value, then the new one.
     Change {
@@ -71,6 +82,8 @@ pub(crate) enum PinCommand {
         /// Read the new PIN from this environment variable.
         #[arg(long, value_name = "VAR")]
         new_pin_env: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Unblock a PIN with the unblock code (PUK, resetting code) or admin credential the card
     /// uses, and set a new value.
@@ -85,6 +98,8 @@ pub(crate) enum PinCommand {
         /// Read the new PIN from this environment variable.
         #[arg(long, value_name = "VAR")]
         new_pin_env: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
     },
 }
 
@@ -99,14 +114,19 @@ pub(crate) enum CertCommand {
         #[command(flatten)]
         admin: AdminArgs,
         file: PathBuf,
+        #[command(flatten)]
+        json: JsonArg,
     },
-    /// Read a container's certificate as DER (`-` writes standard output).
+    /// Read a container's certificate as DER (`-` writes standard output; with --json the
+    /// certificate goes into the JSON as PEM instead).
     Export {
         #[command(flatten)]
         reader: ReaderArgs,
         #[arg(long)]
         container: u8,
         file: PathBuf,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Remove a container's certificate.
     Delete {
@@ -116,6 +136,8 @@ pub(crate) enum CertCommand {
         container: u8,
         #[command(flatten)]
         admin: AdminArgs,
+        #[command(flatten)]
+        json: JsonArg,
     },
 }
 
@@ -135,6 +157,8 @@ pub(crate) struct KeygenArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     admin: AdminArgs,
+    #[command(flatten)]
+    json: JsonArg,
 }
 
 /// Signature algorithms of `scard sign`.
@@ -199,7 +223,8 @@ pub(crate) struct SignArgs {
     /// The data to sign (hashed here); `-` reads standard input.
     #[arg(long = "in")]
     input: PathBuf,
-    /// Where the signature goes; `-` writes standard output.
+    /// Where the signature goes; `-` writes standard output (with --json, the signature goes
+    /// into the JSON in hex instead).
     #[arg(long)]
     out: PathBuf,
     /// ECDSA output encoding (RSA signatures have one).
@@ -207,6 +232,8 @@ pub(crate) struct SignArgs {
     format: SigFormat,
     #[command(flatten)]
     pin: PinArgs,
+    #[command(flatten)]
+    json: JsonArg,
 }
 
 /// Decryption algorithms of `scard decrypt`.
@@ -245,11 +272,14 @@ pub(crate) struct DecryptArgs {
     /// The cryptogram; `-` reads standard input.
     #[arg(long = "in")]
     input: PathBuf,
-    /// Where the plaintext goes (created with mode 0600); `-` writes standard output.
+    /// Where the plaintext goes (created with mode 0600); `-` writes standard output (not
+    /// with --json: the plaintext is a secret and never goes into a report).
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
     pin: PinArgs,
+    #[command(flatten)]
+    json: JsonArg,
 }
 
 #[derive(Debug, Args)]
@@ -261,11 +291,14 @@ pub(crate) struct AgreeArgs {
     /// The peer's public key (PEM or DER SubjectPublicKeyInfo).
     #[arg(long)]
     peer: PathBuf,
-    /// Where the shared secret goes (mode 0600); `-` writes standard output.
+    /// Where the shared secret goes (mode 0600); `-` writes standard output (not with
+    /// --json: the secret never goes into a report).
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
     pin: PinArgs,
+    #[command(flatten)]
+    json: JsonArg,
 }
 
 /// A failure: message and exit status.
@@ -457,76 +490,236 @@ pub(crate) fn input_error(reason: String) -> CardError {
     CardError::InvalidInput { what: "secret input", reason }
 }
 
-pub(crate) fn pin(command: &PinCommand) -> Outcome {
-    outcome(run_pin(command))
+/// A failure as JSON: the message and the exit status.
+#[derive(Debug, Serialize)]
+struct ErrorJson<'a> {
+    error: &'a str,
+    exit_status: u8,
 }
 
-fn run_pin(command: &PinCommand) -> Result<Outcome, Failure> {
-    let mut secrets = Secrets::new(false);
-    match command {
-        PinCommand::Verify { reader, pin_id: id, pin } => {
-            let id = pin_id(*id)?;
-            let mut card = open(reader)?;
-            with_transaction(card.as_mut(), |card| {
-                let value =
-                    secrets.get("PIN", pin.pin_env.as_deref(), false).map_err(input_error)?;
-                card.authenticate(id, &value)
-            })?;
-            Ok(Outcome { text: format!("{id} verified"), status: 0 })
+/// The outcome of a card command: the JSON report (`--json`) or the line of text; a failure
+/// is `{"error", "exit_status"}` on standard output with `--json`, a message on standard
+/// error otherwise.
+fn finish<T: Serialize>(json: JsonArg, result: Result<(T, String), Failure>) -> Outcome {
+    match result {
+        Ok((report, _)) if json.json => to_json(&report, 0),
+        Ok((_, text)) => Outcome { text, status: 0 },
+        Err(Failure(message, status)) if json.json => {
+            to_json(&ErrorJson { error: &message, exit_status: status }, status)
         }
-        PinCommand::Change { reader, pin_id: id, pin, new_pin_env } => {
-            let id = pin_id(*id)?;
-            let old = secrets.get("current PIN", pin.pin_env.as_deref(), false).map_err(bad)?;
-            let new = secrets.get("new PIN", new_pin_env.as_deref(), true).map_err(bad)?;
-            let mut card = open(reader)?;
-            with_transaction(card.as_mut(), |card| card.change_pin(id, &old, &new))?;
-            Ok(Outcome { text: format!("{id} changed"), status: 0 })
-        }
-        PinCommand::Unblock { reader, pin_id: id, unblock_env, new_pin_env } => {
-            let id = pin_id(*id)?;
-            let code = secrets.get("unblock code", unblock_env.as_deref(), false).map_err(bad)?;
-            let new = secrets.get("new PIN", new_pin_env.as_deref(), true).map_err(bad)?;
-            let mut card = open(reader)?;
-            with_transaction(card.as_mut(), |card| card.unblock_pin(id, &code, &new))?;
-            Ok(Outcome { text: format!("{id} unblocked and set"), status: 0 })
-        }
+        Err(Failure(message, status)) => Outcome::error(message, status),
     }
 }
 
+/// The name clap shows for a value (`ecdsa-sha256`, `rsa-oaep-sha256`).
+fn value_name(value: &impl ValueEnum) -> String {
+    value.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
+}
+
+/// A path for a report: `None` for standard output.
+fn path_json(path: &Path) -> Option<String> {
+    (path != Path::new("-")).then(|| path.display().to_string())
+}
+
+/// `scard pin ... --json`: what was done to which PIN and the tries left afterwards; on a
+/// wrong or blocked PIN, also what the card said.
+#[derive(Debug, Serialize)]
+struct PinResultJson {
+    action: &'static str,
+    pin: u8,
+    name: Option<String>,
+    ok: bool,
+    tries_left: Option<u8>,
+    blocked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_status: Option<u8>,
+}
+
+pub(crate) fn pin(command: &PinCommand) -> Outcome {
+    let json = match command {
+        PinCommand::Verify { json, .. }
+        | PinCommand::Change { json, .. }
+        | PinCommand::Unblock { json, .. } => *json,
+    };
+    match run_pin(command) {
+        Ok(PinRun { report, text }) if !json.json => match (report.error, report.exit_status) {
+            (Some(message), Some(status)) => Outcome::error(message, status),
+            _ => Outcome { text, status: 0 },
+        },
+        Ok(PinRun { report, .. }) => {
+            let status = report.exit_status.unwrap_or(0);
+            to_json(&report, status)
+        }
+        Err(failure) => finish::<()>(json, Err(failure)),
+    }
+}
+
+/// A PIN command that reached the card: its report (a wrong PIN included) and its text.
+struct PinRun {
+    report: PinResultJson,
+    text: String,
+}
+
+fn run_pin(command: &PinCommand) -> Result<PinRun, Failure> {
+    let mut secrets = Secrets::new(false);
+    let (action, id, reader) = match command {
+        PinCommand::Verify { reader, pin_id, .. } => ("verify", pin_id, reader),
+        PinCommand::Change { reader, pin_id, .. } => ("change", pin_id, reader),
+        PinCommand::Unblock { reader, pin_id, .. } => ("unblock", pin_id, reader),
+    };
+    let id = pin_id(*id)?;
+    // Secrets from variables or standard input are read before the card is touched.
+    let values = match command {
+        PinCommand::Verify { .. } => None,
+        PinCommand::Change { pin, new_pin_env, .. } => {
+            let old = secrets.get("current PIN", pin.pin_env.as_deref(), false).map_err(bad)?;
+            let new = secrets.get("new PIN", new_pin_env.as_deref(), true).map_err(bad)?;
+            Some((old, new))
+        }
+        PinCommand::Unblock { unblock_env, new_pin_env, .. } => {
+            let code = secrets.get("unblock code", unblock_env.as_deref(), false).map_err(bad)?;
+            let new = secrets.get("new PIN", new_pin_env.as_deref(), true).map_err(bad)?;
+            Some((code, new))
+        }
+    };
+    let json = match command {
+        PinCommand::Verify { json, .. }
+        | PinCommand::Change { json, .. }
+        | PinCommand::Unblock { json, .. } => json.json,
+    };
+    let mut card = open(reader)?;
+    let result = with_transaction(card.as_mut(), |card| {
+        let done = match (command, &values) {
+            (PinCommand::Verify { pin, .. }, _) => {
+                let value =
+                    secrets.get("PIN", pin.pin_env.as_deref(), false).map_err(input_error)?;
+                card.authenticate(id, &value)
+            }
+            (PinCommand::Change { .. }, Some((old, new))) => card.change_pin(id, old, new),
+            (PinCommand::Unblock { .. }, Some((code, new))) => card.unblock_pin(id, code, new),
+            _ => Err(CardError::InvalidInput { what: "PIN command", reason: "no values".into() }),
+        };
+        // The report names the PIN and the tries left; the text needs neither (no extra
+        // APDU for people).
+        let name = if json {
+            card.pins().ok().and_then(|pins| pins.into_iter().find(|p| p.id == id)).map(|p| p.name)
+        } else {
+            None
+        };
+        let tries = match &done {
+            Err(CardError::WrongPin { tries_left, .. }) => *tries_left,
+            Err(CardError::PinBlocked { .. }) => Some(0),
+            _ if json => card.tries_left(id).ok().flatten(),
+            _ => None,
+        };
+        Ok((done, name, tries))
+    });
+    let (done, name, tries_left) = result?;
+    let (error, exit_status, blocked) = match done {
+        Ok(()) => (None, None, false),
+        // A wrong or blocked PIN is a result the report describes; other errors are failures.
+        Err(err @ (CardError::WrongPin { .. } | CardError::PinBlocked { .. })) => {
+            let blocked = matches!(err, CardError::PinBlocked { .. });
+            let Failure(message, status) = Failure::from(err);
+            (Some(message), Some(status), blocked)
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let text = match action {
+        "verify" => format!("{id} verified"),
+        "change" => format!("{id} changed"),
+        _ => format!("{id} unblocked and set"),
+    };
+    let report = PinResultJson {
+        action,
+        pin: id.get(),
+        name,
+        ok: error.is_none(),
+        tries_left,
+        blocked,
+        error,
+        exit_status,
+    };
+    Ok(PinRun { report, text })
+}
+
+/// `scard keygen --json`.
+#[derive(Debug, Serialize)]
+struct KeygenJson {
+    container: u8,
+    algorithm: String,
+    public_key: String,
+    out: Option<String>,
+}
+
 pub(crate) fn keygen(args: &KeygenArgs) -> Outcome {
-    outcome((|| {
-        let alg = KeyAlgorithm::parse(&args.alg)?;
-        let mut secrets = Secrets::new(false);
-        let mut card = open(&args.reader)?;
-        let public = with_transaction(card.as_mut(), |card| {
-            card.container(args.container)?;
-            admin_write(
-                card,
-                &mut ArgsCredentials { args: &args.admin, secrets: &mut secrets },
-                |card| card.generate_key(args.container, alg),
-            )
-        })?;
-        let pem = public.to_pem()?;
-        match &args.out {
-            Some(path) => {
-                write_output(path, pem.as_bytes(), false)?;
-                Ok(Outcome {
-                    text: format!(
+    finish(
+        args.json,
+        (|| {
+            let alg = KeyAlgorithm::parse(&args.alg)?;
+            let mut secrets = Secrets::new(false);
+            let mut card = open(&args.reader)?;
+            let public = with_transaction(card.as_mut(), |card| {
+                card.container(args.container)?;
+                admin_write(
+                    card,
+                    &mut ArgsCredentials { args: &args.admin, secrets: &mut secrets },
+                    |card| card.generate_key(args.container, alg),
+                )
+            })?;
+            let pem = public.to_pem()?;
+            let text = match &args.out {
+                Some(path) => {
+                    write_output(path, pem.as_bytes(), false)?;
+                    format!(
                         "{alg} key generated in container {}; public key in {}",
                         args.container,
                         path.display()
-                    ),
-                    status: 0,
-                })
-            }
-            None => Ok(Outcome { text: pem, status: 0 }),
-        }
-    })())
+                    )
+                }
+                None => pem.clone(),
+            };
+            let report = KeygenJson {
+                container: args.container,
+                algorithm: alg.to_string(),
+                public_key: pem,
+                out: args.out.as_deref().and_then(path_json),
+            };
+            Ok((report, text))
+        })(),
+    )
+}
+
+/// `scard cert ... --json`.
+#[derive(Debug, Serialize)]
+struct CertResultJson {
+    action: &'static str,
+    container: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<CertJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    out: Option<String>,
+    /// The certificate itself, when it was asked for on standard output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pem: Option<String>,
 }
 
 pub(crate) fn cert(command: &CertCommand) -> Outcome {
-    outcome((|| match command {
-        CertCommand::Import { reader, container, admin, file } => {
+    let json = match command {
+        CertCommand::Import { json, .. }
+        | CertCommand::Export { json, .. }
+        | CertCommand::Delete { json, .. } => *json,
+    };
+    finish(json, run_cert(command, json.json))
+}
+
+fn run_cert(command: &CertCommand, json: bool) -> Result<(CertResultJson, String), Failure> {
+    match command {
+        CertCommand::Import { reader, container, admin, file, .. } => {
             let bytes = read_input(file)?;
             let der = match scard_minidriver::pem_decode(&bytes, "CERTIFICATE")? {
                 Some(der) => der,
@@ -543,32 +736,48 @@ pub(crate) fn cert(command: &CertCommand) -> Outcome {
                     |card| card.put_certificate(*container, Some(&der)),
                 )
             })?;
-            Ok(Outcome {
-                text: format!("certificate ({} bytes) written to container {container}", der.len()),
-                status: 0,
-            })
+            let text =
+                format!("certificate ({} bytes) written to container {container}", der.len());
+            let report = CertResultJson {
+                action: "import",
+                container: *container,
+                bytes: Some(der.len()),
+                certificate: Some(cert_json(&der)),
+                out: None,
+                pem: None,
+            };
+            Ok((report, text))
         }
-        CertCommand::Export { reader, container, file } => {
+        CertCommand::Export { reader, container, file, .. } => {
             let mut card = open(reader)?;
             let der = with_transaction(card.as_mut(), |card| card.certificate(*container))?;
             let der = der.ok_or_else(|| {
                 Failure(format!("container {container} has no certificate"), EXIT_FAILURE)
             })?;
-            write_output(file, &der, false)?;
-            if file == Path::new("-") {
-                Ok(Outcome { text: String::new(), status: 0 })
+            let to_stdout = file == Path::new("-");
+            // With --json, standard output carries the report: the certificate goes into it.
+            let pem = if json && to_stdout {
+                Some(scard_minidriver::pem_encode("CERTIFICATE", &der)?)
             } else {
-                Ok(Outcome {
-                    text: format!(
-                        "certificate ({} bytes) written to {}",
-                        der.len(),
-                        file.display()
-                    ),
-                    status: 0,
-                })
-            }
+                write_output(file, &der, false)?;
+                None
+            };
+            let text = if to_stdout {
+                String::new()
+            } else {
+                format!("certificate ({} bytes) written to {}", der.len(), file.display())
+            };
+            let report = CertResultJson {
+                action: "export",
+                container: *container,
+                bytes: Some(der.len()),
+                certificate: Some(cert_json(&der)),
+                out: path_json(file),
+                pem,
+            };
+            Ok((report, text))
         }
-        CertCommand::Delete { reader, container, admin } => {
+        CertCommand::Delete { reader, container, admin, .. } => {
             let mut secrets = Secrets::new(false);
             let mut card = open(reader)?;
             with_transaction(card.as_mut(), |card| {
@@ -579,9 +788,17 @@ pub(crate) fn cert(command: &CertCommand) -> Outcome {
                     |card| card.put_certificate(*container, None),
                 )
             })?;
-            Ok(Outcome { text: format!("certificate of container {container} removed"), status: 0 })
+            let report = CertResultJson {
+                action: "delete",
+                container: *container,
+                bytes: None,
+                certificate: None,
+                out: None,
+                pem: None,
+            };
+            Ok((report, format!("certificate of container {container} removed")))
         }
-    })())
+    }
 }
 
 /// A certificate must be one DER X.509 certificate (RFC 5280 §4.1) before it goes to a card.
@@ -592,42 +809,67 @@ fn check_certificate(der: &[u8]) -> Result<(), Failure> {
         .map_err(|e| bad(format!("not a DER or PEM X.509 certificate: {e}")))
 }
 
-pub(crate) fn sign(args: &SignArgs) -> Outcome {
-    outcome((|| {
-        let data = read_input(&args.input)?;
-        let hash = args.alg.hash();
-        let digest = hash.digest(&data);
-        let request = SignRequest { hash: Some(hash), padding: args.alg.padding(), data: &digest };
-        let mut secrets = Secrets::new(args.input == Path::new("-"));
-        let mut card = open(&args.reader)?;
-        let (signature, container) = with_transaction(card.as_mut(), |card| {
-            let container = card.container(args.container)?;
-            check_alg_matches(card, &container, args.alg.is_ecdsa())?;
-            // Refused before any PIN when the card cannot do it.
-            card.check_sign(args.container, &request)?;
-            authenticate_user(card, container.pin, &args.pin, &mut secrets)?;
-            let signature = card.sign(args.container, &request)?;
-            // What a broken or hostile card answers with 9000 is checked before it is
-            // written out (scard_minidriver::verify).
-            if let Some(public) = &container.public_key {
-                scard_minidriver::verify_signature(public, &request, &signature)?;
-            }
-            Ok((signature, container))
-        })?;
-        let out = match (args.alg.is_ecdsa(), args.format) {
-            (true, SigFormat::Der) => ecdsa_der(&signature, &container)?,
-            _ => signature,
-        };
-        write_output(&args.out, &out, false)?;
-        Ok(quiet_or(
-            &args.out,
-            format!("signature ({} bytes) written to {}", out.len(), args.out.display()),
-        ))
-    })())
+/// `scard sign --json`: the signature is public, so it is in the report (hex).
+#[derive(Debug, Serialize)]
+struct SignJson {
+    container: u8,
+    algorithm: String,
+    format: String,
+    bytes: usize,
+    out: Option<String>,
+    signature: String,
 }
 
-fn quiet_or(out: &Path, text: String) -> Outcome {
-    Outcome { text: if out == Path::new("-") { String::new() } else { text }, status: 0 }
+pub(crate) fn sign(args: &SignArgs) -> Outcome {
+    finish(
+        args.json,
+        (|| {
+            let data = read_input(&args.input)?;
+            let hash = args.alg.hash();
+            let digest = hash.digest(&data);
+            let request =
+                SignRequest { hash: Some(hash), padding: args.alg.padding(), data: &digest };
+            let mut secrets = Secrets::new(args.input == Path::new("-"));
+            let mut card = open(&args.reader)?;
+            let (signature, container) = with_transaction(card.as_mut(), |card| {
+                let container = card.container(args.container)?;
+                check_alg_matches(card, &container, args.alg.is_ecdsa())?;
+                // Refused before any PIN when the card cannot do it.
+                card.check_sign(args.container, &request)?;
+                authenticate_user(card, container.pin, &args.pin, &mut secrets)?;
+                let signature = card.sign(args.container, &request)?;
+                // What a broken or hostile card answers with 9000 is checked before it is
+                // written out (scard_minidriver::verify).
+                if let Some(public) = &container.public_key {
+                    scard_minidriver::verify_signature(public, &request, &signature)?;
+                }
+                Ok((signature, container))
+            })?;
+            let (out, format) = match (args.alg.is_ecdsa(), args.format) {
+                (true, SigFormat::Der) => (ecdsa_der(&signature, &container)?, "der"),
+                (true, SigFormat::Raw) => (signature, "raw"),
+                (false, _) => (signature, "pkcs1"),
+            };
+            let to_stdout = args.out == Path::new("-");
+            if !(args.json.json && to_stdout) {
+                write_output(&args.out, &out, false)?;
+            }
+            let text = if to_stdout {
+                String::new()
+            } else {
+                format!("signature ({} bytes) written to {}", out.len(), args.out.display())
+            };
+            let report = SignJson {
+                container: args.container,
+                algorithm: value_name(&args.alg),
+                format: format.to_owned(),
+                bytes: out.len(),
+                out: path_json(&args.out),
+                signature: scard_iso7816::hex::encode_upper(&out),
+            };
+            Ok((report, text))
+        })(),
+    )
 }
 
 /// An RSA algorithm on an EC key (or the reverse) is the caller's mistake: say so before PINs.
@@ -664,48 +906,87 @@ fn ecdsa_der(raw: &[u8], container: &ContainerInfo) -> Result<Vec<u8>, Failure> 
     }
 }
 
+/// `scard decrypt --json` / `scard agree --json`: where the secret went and how long it is,
+/// never the secret itself.
+#[derive(Debug, Serialize)]
+struct SecretOutJson {
+    container: u8,
+    algorithm: String,
+    bytes: usize,
+    out: String,
+}
+
+/// A secret result cannot go to standard output when standard output carries the report.
+fn secret_out(json: JsonArg, out: &Path, what: &str) -> Result<(), Failure> {
+    if json.json && out == Path::new("-") {
+        return Err(bad(format!(
+            "--json with --out -: the {what} is a secret and never goes into a report; name a \
+             file with --out"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn decrypt(args: &DecryptArgs) -> Outcome {
-    outcome((|| {
-        let data = read_input(&args.input)?;
-        let padding = args.alg.padding();
-        let mut secrets = Secrets::new(args.input == Path::new("-"));
-        let mut card = open(&args.reader)?;
-        let plain = with_transaction(card.as_mut(), |card| {
-            let container = card.container(args.container)?;
-            check_alg_matches(card, &container, false)?;
-            card.check_decrypt(args.container, &padding)?;
-            authenticate_user(card, container.pin, &args.pin, &mut secrets)?;
-            card.decrypt(args.container, &padding, &data)
-        })?;
-        write_output(&args.out, plain.expose(), true)?;
-        Ok(quiet_or(
-            &args.out,
-            format!("plaintext ({} bytes) written to {}", plain.expose().len(), args.out.display()),
-        ))
-    })())
+    finish(
+        args.json,
+        (|| {
+            secret_out(args.json, &args.out, "plaintext")?;
+            let data = read_input(&args.input)?;
+            let padding = args.alg.padding();
+            let mut secrets = Secrets::new(args.input == Path::new("-"));
+            let mut card = open(&args.reader)?;
+            let plain = with_transaction(card.as_mut(), |card| {
+                let container = card.container(args.container)?;
+                check_alg_matches(card, &container, false)?;
+                card.check_decrypt(args.container, &padding)?;
+                authenticate_user(card, container.pin, &args.pin, &mut secrets)?;
+                card.decrypt(args.container, &padding, &data)
+            })?;
+            write_output(&args.out, plain.expose(), true)?;
+            let bytes = plain.expose().len();
+            let report = SecretOutJson {
+                container: args.container,
+                algorithm: value_name(&args.alg),
+                bytes,
+                out: args.out.display().to_string(),
+            };
+            Ok((report, quiet_or(&args.out, format!("plaintext ({bytes} bytes) written to"))))
+        })(),
+    )
 }
 
 pub(crate) fn agree(args: &AgreeArgs) -> Outcome {
-    outcome((|| {
-        let peer = PublicKey::from_pem_or_der(&read_input(&args.peer)?)?;
-        let mut secrets = Secrets::new(false);
-        let mut card = open(&args.reader)?;
-        let secret = with_transaction(card.as_mut(), |card| {
-            let container = card.container(args.container)?;
-            check_alg_matches(card, &container, true)?;
-            authenticate_user(card, container.pin, &args.pin, &mut secrets)?;
-            card.agree(args.container, &peer)
-        })?;
-        write_output(&args.out, secret.expose(), true)?;
-        Ok(quiet_or(
-            &args.out,
-            format!(
-                "shared secret ({} bytes) written to {}",
-                secret.expose().len(),
-                args.out.display()
-            ),
-        ))
-    })())
+    finish(
+        args.json,
+        (|| {
+            secret_out(args.json, &args.out, "shared secret")?;
+            let peer = PublicKey::from_pem_or_der(&read_input(&args.peer)?)?;
+            let mut secrets = Secrets::new(false);
+            let mut card = open(&args.reader)?;
+            let (secret, algorithm) = with_transaction(card.as_mut(), |card| {
+                let container = card.container(args.container)?;
+                check_alg_matches(card, &container, true)?;
+                authenticate_user(card, container.pin, &args.pin, &mut secrets)?;
+                let secret = card.agree(args.container, &peer)?;
+                Ok((secret, container.algorithm))
+            })?;
+            write_output(&args.out, secret.expose(), true)?;
+            let bytes = secret.expose().len();
+            let report = SecretOutJson {
+                container: args.container,
+                algorithm: algorithm.map(|a| format!("ecdh-{a}")).unwrap_or_else(|| "ecdh".into()),
+                bytes,
+                out: args.out.display().to_string(),
+            };
+            Ok((report, quiet_or(&args.out, format!("shared secret ({bytes} bytes) written to"))))
+        })(),
+    )
+}
+
+/// The text after writing to `out`: nothing when the data went to standard output.
+fn quiet_or(out: &Path, lead: String) -> String {
+    if out == Path::new("-") { String::new() } else { format!("{lead} {}", out.display()) }
 }
 
 /// The card part of `scard info`.

@@ -19,9 +19,11 @@ use scard_minidriver::{
     PublicKey, with_transaction,
 };
 
+use serde::Serialize;
+
 use crate::host::{self, DecryptCase, Ephemeral, Scheme, SignCase};
 use crate::readers_cmd::ReaderArgs;
-use crate::{EXIT_FAILURE, Outcome};
+use crate::{EXIT_FAILURE, Outcome, to_json};
 
 /// The simulated card families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,6 +51,10 @@ pub(crate) struct DemoArgs {
     /// Seconds each exchange with the card may take.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     timeout: u64,
+    /// Print one JSON object when done: the reader, each step with its result, and whether
+    /// every step checked out.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The UPN the demo certificate carries.
@@ -86,12 +92,32 @@ const GIDS: Plan = Plan {
     admin: "000000000000000000000000000000000000000000000000",
 };
 
-/// One line of the demo: the step, what was seen, and whether it checked out.
+/// The demo's steps: printed as they go (a terminal), gathered as text, or as JSON.
 struct Report {
     text: String,
     failed: usize,
     step: usize,
     live: bool,
+    steps: Vec<StepJson>,
+}
+
+/// `scard demo --json`.
+#[derive(Debug, Serialize)]
+struct DemoJson {
+    reader: String,
+    simulated: bool,
+    steps: Vec<StepJson>,
+    failed: usize,
+    passed: bool,
+}
+
+/// One step of the demo: its name, whether it checked out, what was seen.
+#[derive(Debug, Serialize)]
+struct StepJson {
+    step: usize,
+    name: String,
+    ok: bool,
+    detail: String,
 }
 
 impl Report {
@@ -104,6 +130,12 @@ impl Report {
         if !ok {
             self.failed += 1;
         }
+        self.steps.push(StepJson {
+            step: self.step,
+            name: name.to_owned(),
+            ok,
+            detail: detail.clone(),
+        });
         let mut lines = detail.lines();
         let mut out =
             format!("{:>2}. {mark} {name:<12} {}\n", self.step, lines.next().unwrap_or_default());
@@ -146,8 +178,9 @@ pub(crate) fn run(args: &DemoArgs) -> Outcome {
             (format!("sim:{}", plan.family), Some(plan), true)
         }
     };
-    let live = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let mut report = Report { text: String::new(), failed: 0, step: 0, live };
+    // With --json nothing is printed until the report is complete.
+    let live = !args.json && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut report = Report { text: String::new(), failed: 0, step: 0, live, steps: Vec::new() };
     report.emit(&format!(
         "scard demo on {reader}{}\n",
         if simulated {
@@ -166,7 +199,18 @@ pub(crate) fn run(args: &DemoArgs) -> Outcome {
         format!("{} of {} steps failed\n", report.failed, report.step)
     };
     report.emit(&summary);
-    Outcome { text: report.text, status: if report.failed == 0 { 0 } else { EXIT_FAILURE } }
+    let status = if report.failed == 0 { 0 } else { EXIT_FAILURE };
+    if args.json {
+        let json = DemoJson {
+            reader,
+            simulated,
+            failed: report.failed,
+            passed: report.failed == 0,
+            steps: report.steps,
+        };
+        return to_json(&json, status);
+    }
+    Outcome { text: report.text, status }
 }
 
 fn secret(var: Option<&str>, default: Option<&str>, what: &str) -> Result<Pin, String> {

@@ -41,6 +41,8 @@ const EXIT_FAILURE: u8 = 1;
     about = "Smart card middleware: decode, inspect and use smart cards",
     after_help = "Exit status: 0 success; 1 failure (a card or reader error, a wrong PIN, a failed \
                   check); 2 bad input (a malformed ATR, APDU, file, setting or command line).\n\
+                  With --json, failures too are one JSON object on standard output (\"error\", \
+                  \"exit_status\").\n\
                   Secrets (PINs, PUKs, admin keys) come from --pin-env / --admin-env variables, \
                   standard input or a prompt, never from the command line."
 )]
@@ -102,7 +104,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Attach a simulated card (PIV, OpenPGP or GIDS) to pcscd through vsmartcard's vpcd.
+    /// Attach a simulated card (PIV, OpenPGP, GIDS, or the hostile card) to pcscd through
+    /// vsmartcard's vpcd.
     Sim(sim_cmd::SimArgs),
     /// List the readers of every backend, with card presence and ATR.
     Readers {

@@ -374,3 +374,239 @@ fn secrets_never_come_from_the_command_line_and_bad_input_is_named() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs a command with `--json`: standard output is one JSON object, success or not.
+fn json(card: &Card, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Value) {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = card.run(&all, env);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "scard {args:?} --json: not JSON ({e}): {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), value)
+}
+
+/// Every card command's `--json` report (PIV, the family with a PUK and every key type): what
+/// it says is checked against the card (`info`) and the host's crypto, errors are JSON too,
+/// and no secret goes into a report.
+#[test]
+fn json_reports_of_the_card_commands() {
+    use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
+    let card = Card::new("piv", "json");
+    let admin = [("ADMIN", PIV_MGMT), ("PIN", "123456")];
+
+    // keygen: the public key is in the report.
+    let (code, key) = json(
+        &card,
+        &["keygen", "--container", "0", "--alg", "p256", "--admin-env", "ADMIN"],
+        &admin,
+    );
+    assert_eq!(code, Some(0), "{key}");
+    assert_eq!((key["container"].as_u64(), key["algorithm"].as_str()), (Some(0), Some("p256")));
+    assert_eq!(key["out"], Value::Null);
+    let pem = key["public_key"].as_str().unwrap().to_owned();
+    let public = p256::PublicKey::from_public_key_pem(&pem).unwrap();
+
+    // cert import / export (to a file and, as PEM inside the report, to standard output).
+    let cert = card.path("cert0.der");
+    std::fs::write(&cert, common::issue_certificate(&pem, "json user")).unwrap();
+    let cert_path = cert.to_str().unwrap();
+    let (code, imported) = json(
+        &card,
+        &["cert", "import", "--container", "0", "--admin-env", "ADMIN", cert_path],
+        &admin,
+    );
+    assert_eq!(code, Some(0), "{imported}");
+    assert_eq!(imported["action"], "import");
+    assert_eq!(imported["bytes"].as_u64(), Some(std::fs::metadata(&cert).unwrap().len()));
+    assert_eq!(imported["certificate"]["subject"], "CN=json user");
+    let back = card.path("back.der");
+    let (code, exported) =
+        json(&card, &["cert", "export", "--container", "0", back.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(0), "{exported}");
+    assert_eq!(exported["out"], back.to_str().unwrap());
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&cert).unwrap());
+    let (_, exported) = json(&card, &["cert", "export", "--container", "0", "-"], &[]);
+    let pem_cert = exported["pem"].as_str().unwrap();
+    assert!(pem_cert.starts_with("-----BEGIN CERTIFICATE-----"), "{exported}");
+    assert_eq!(exported["out"], Value::Null);
+
+    // sign to standard output: the signature is in the report, and verifies.
+    let data = b"signed for a script";
+    let input = card.path("data.bin");
+    std::fs::write(&input, data).unwrap();
+    let (code, signed) = json(
+        &card,
+        &[
+            "sign",
+            "--container",
+            "0",
+            "--alg",
+            "ecdsa-sha256",
+            "--in",
+            input.to_str().unwrap(),
+            "--out",
+            "-",
+            "--pin-env",
+            "PIN",
+        ],
+        &admin,
+    );
+    assert_eq!(code, Some(0), "{signed}");
+    assert_eq!(
+        (signed["algorithm"].as_str(), signed["format"].as_str()),
+        (Some("ecdsa-sha256"), Some("der"))
+    );
+    let sig = scard_iso7816_hex(signed["signature"].as_str().unwrap());
+    assert_eq!(signed["bytes"].as_u64(), Some(sig.len() as u64));
+    let sig = p256::ecdsa::Signature::from_der(&sig).unwrap();
+    p256::ecdsa::VerifyingKey::from(&public).verify(data, &sig).unwrap();
+
+    // agree: the report says where the secret went and its length, never the secret.
+    let host = p256::ecdh::EphemeralSecret::random(&mut OsRng);
+    let peer = card.path("peer.pem");
+    std::fs::write(&peer, host.public_key().to_public_key_pem(Default::default()).unwrap())
+        .unwrap();
+    // PIV: ECDH needs a key management key (9D, container 2), visible to the next process
+    // once its certificate is on the card (PIV has no public key read).
+    let (code, key2) = json(
+        &card,
+        &["keygen", "--container", "2", "--alg", "p256", "--admin-env", "ADMIN"],
+        &admin,
+    );
+    assert_eq!(code, Some(0), "{key2}");
+    let pem2 = key2["public_key"].as_str().unwrap();
+    let cert2 = card.path("cert2.der");
+    std::fs::write(&cert2, common::issue_certificate(pem2, "json key exchange")).unwrap();
+    let (code, _) = json(
+        &card,
+        &["cert", "import", "--container", "2", "--admin-env", "ADMIN", cert2.to_str().unwrap()],
+        &admin,
+    );
+    assert_eq!(code, Some(0));
+    let shared = card.path("shared.bin");
+    let agree = ["agree", "--container", "2", "--peer", peer.to_str().unwrap(), "--pin-env", "PIN"];
+    let mut with_file = agree.to_vec();
+    with_file.extend(["--out", shared.to_str().unwrap()]);
+    let (code, report) = json(&card, &with_file, &admin);
+    assert_eq!(code, Some(0), "{report}");
+    let secret = std::fs::read(&shared).unwrap();
+    let expected = host.diffie_hellman(&p256::PublicKey::from_public_key_pem(pem2).unwrap());
+    assert_eq!(secret, expected.raw_secret_bytes().as_slice());
+    assert_eq!(report["bytes"].as_u64(), Some(secret.len() as u64));
+    assert_eq!(report["algorithm"], "ecdh-p256");
+    assert_eq!(report["out"], shared.to_str().unwrap());
+    let hex = secret.iter().map(|b| format!("{b:02X}")).collect::<String>();
+    assert!(!report.to_string().contains(&hex), "the shared secret is in the report");
+    // decrypt (RSA in the first retired key management slot 82, container 4): the plaintext goes to the file only.
+    let (code, key4) = json(
+        &card,
+        &["keygen", "--container", "4", "--alg", "rsa2048", "--admin-env", "ADMIN"],
+        &admin,
+    );
+    assert_eq!(code, Some(0), "{key4}");
+    let pem4 = key4["public_key"].as_str().unwrap();
+    let cert4 = card.path("cert4.der");
+    std::fs::write(&cert4, common::issue_certificate(pem4, "json decrypt")).unwrap();
+    let (code, _) = json(
+        &card,
+        &["cert", "import", "--container", "4", "--admin-env", "ADMIN", cert4.to_str().unwrap()],
+        &admin,
+    );
+    assert_eq!(code, Some(0));
+    let ct = rsa_key(pem4).encrypt(&mut OsRng, rsa::Pkcs1v15Encrypt, b"json plaintext").unwrap();
+    let ct_path = card.path("ct.bin");
+    std::fs::write(&ct_path, ct).unwrap();
+    let plain = card.path("plain.bin");
+    let (code, report) = json(
+        &card,
+        &[
+            "decrypt",
+            "--container",
+            "4",
+            "--alg",
+            "rsa-pkcs1",
+            "--in",
+            ct_path.to_str().unwrap(),
+            "--out",
+            plain.to_str().unwrap(),
+            "--pin-env",
+            "PIN",
+        ],
+        &admin,
+    );
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(std::fs::read(&plain).unwrap(), b"json plaintext");
+    assert_eq!(
+        (report["bytes"].as_u64(), report["algorithm"].as_str()),
+        (Some(14), Some("rsa-pkcs1"))
+    );
+    assert!(!report.to_string().contains("json plaintext"), "the plaintext is in the report");
+
+    // A secret is never asked for on standard output with --json.
+    let mut to_stdout = agree.to_vec();
+    to_stdout.extend(["--out", "-"]);
+    let (code, report) = json(&card, &to_stdout, &admin);
+    assert_eq!(code, Some(2), "{report}");
+    assert!(report["error"].as_str().unwrap().contains("secret"), "{report}");
+    assert_eq!(report["exit_status"].as_u64(), Some(2));
+
+    // pin: a wrong PIN is a report with the tries left and exit status 1.
+    let verify = ["pin", "verify", "--pin-env", "PIN"];
+    let (code, wrong) = json(&card, &verify, &[("PIN", "999999")]);
+    assert_eq!(code, Some(1), "{wrong}");
+    assert_eq!((wrong["ok"].as_bool(), wrong["tries_left"].as_u64()), (Some(false), Some(2)));
+    assert_eq!(wrong["name"], "PIV Card Application PIN");
+    assert!(wrong["error"].as_str().unwrap().contains("wrong PIN"), "{wrong}");
+    assert!(!wrong.to_string().contains("999999"), "the PIN is in the report");
+    let (code, right) = json(&card, &verify, &[("PIN", "123456")]);
+    assert_eq!(
+        (code, right["ok"].as_bool(), right["action"].as_str()),
+        (Some(0), Some(true), Some("verify"))
+    );
+    assert_eq!(card.info()["card"]["pins"][0]["tries_left"].as_u64(), Some(3));
+    for _ in 0..3 {
+        json(&card, &verify, &[("PIN", "999999")]);
+    }
+    let (code, blocked) = json(&card, &verify, &[("PIN", "123456")]);
+    assert_eq!(
+        (code, blocked["blocked"].as_bool(), blocked["tries_left"].as_u64()),
+        (Some(1), Some(true), Some(0))
+    );
+    let (code, unblocked) = json(
+        &card,
+        &["pin", "unblock", "--unblock-env", "PUK", "--new-pin-env", "NEW"],
+        &[("PUK", "12345678"), ("NEW", "24681357")],
+    );
+    assert_eq!(
+        (code, unblocked["action"].as_str(), unblocked["ok"].as_bool()),
+        (Some(0), Some("unblock"), Some(true))
+    );
+    let (code, changed) = json(
+        &card,
+        &["pin", "change", "--pin-env", "OLD", "--new-pin-env", "NEW"],
+        &[("OLD", "24681357"), ("NEW", "123456")],
+    );
+    assert_eq!((code, changed["action"].as_str()), (Some(0), Some("change")), "{changed}");
+    assert!(!changed.to_string().contains("24681357"), "a PIN is in the report");
+
+    // cert delete, then export says there is none, as JSON with exit status 1.
+    let (code, deleted) =
+        json(&card, &["cert", "delete", "--container", "0", "--admin-env", "ADMIN"], &admin);
+    assert_eq!((code, deleted["action"].as_str()), (Some(0), Some("delete")), "{deleted}");
+    let (code, none) = json(&card, &["cert", "export", "--container", "0", "-"], &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(none["error"], "container 0 has no certificate");
+    // Bad input is JSON with exit status 2.
+    let (code, bad) = json(&card, &["keygen", "--container", "0", "--alg", "rsa1000x"], &[]);
+    assert_eq!((code, bad["exit_status"].as_u64()), (Some(2), Some(2)), "{bad}");
+}
+
+/// Upper-case hex (as the reports write it) to bytes.
+fn scard_iso7816_hex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap()).collect()
+}

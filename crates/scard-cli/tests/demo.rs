@@ -40,6 +40,53 @@ fn demo_checks_out_on_every_family() {
 }
 
 #[test]
+fn demo_json_reports_every_step() {
+    let out = Command::new(env!("CARGO_BIN_EXE_scard"))
+        .args(["demo", "--card", "openpgp", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["reader"], "sim:openpgp");
+    assert_eq!((report["passed"].as_bool(), report["failed"].as_u64()), (Some(true), Some(0)));
+    let steps = report["steps"].as_array().unwrap();
+    for (i, step) in steps.iter().enumerate() {
+        assert_eq!(step["step"].as_u64(), Some(i as u64 + 1));
+        assert_eq!(step["ok"], true, "{step}");
+    }
+    let names: Vec<&str> = steps.iter().filter_map(|s| s["name"].as_str()).collect();
+    for step in [
+        "reader",
+        "card",
+        "PINs",
+        "keygen",
+        "certificate",
+        "PIN",
+        "sign",
+        "decrypt",
+        "ECDH",
+        "logon",
+    ] {
+        assert!(names.contains(&step), "no {step} step: {names:?}");
+    }
+    // The default PIN of the simulated card is not in the report.
+    assert!(!text.contains("123456"), "{text}");
+
+    // A failed demo is JSON too, with exit status 1.
+    let out = Command::new(env!("CARGO_BIN_EXE_scard"))
+        .args(["demo", "--reader", "vpcd:127.0.0.1:1", "--timeout", "1", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["steps"][0]["ok"], false, "{report}");
+}
+
+#[test]
 fn demo_on_a_missing_reader_fails_cleanly() {
     let out = Command::new(env!("CARGO_BIN_EXE_scard"))
         .args(["demo", "--reader", "vpcd:127.0.0.1:1", "--timeout", "1"])

@@ -30,3 +30,37 @@ fn help_completions_and_man_page() {
         assert!(man.contains(&format!(".TH scard-{command} ")), "man page lacks {command}");
     }
 }
+
+/// Every command that reports a result takes --json; the exceptions are named here with the
+/// reason (a served card, generated scripts, and watch's own JSON lines).
+#[test]
+fn every_reporting_command_takes_json() {
+    let help = scard(&["--help"]);
+    let exceptions = ["sim", "completions", "man", "help"];
+    let mut checked = 0;
+    // The command list of `scard --help`: "  name   description" lines under "Commands:".
+    let commands = help
+        .split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap_or_default();
+    for name in commands.lines().filter_map(|l| l.split_whitespace().next()) {
+        if exceptions.contains(&name) {
+            continue;
+        }
+        let groups: &[&[&str]] = match name {
+            "pin" => &[&["pin", "verify"], &["pin", "change"], &["pin", "unblock"]],
+            "cert" => &[&["cert", "import"], &["cert", "export"], &["cert", "delete"]],
+            _ => &[&[name]],
+        };
+        for args in groups {
+            let mut args = args.to_vec();
+            args.push("--help");
+            let text = scard(&args);
+            let flag = if name == "watch" { "--events" } else { "--json" };
+            assert!(text.contains(flag), "scard {args:?} has no {flag}:\n{text}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} commands found in:\n{help}");
+}
