@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::host::{self, DecryptCase, Ephemeral, Scheme, SignCase};
 use crate::readers_cmd::ReaderArgs;
+use crate::style::{self, Tone};
 use crate::{EXIT_FAILURE, Outcome, to_json};
 
 /// The simulated card families.
@@ -98,6 +99,8 @@ struct Report {
     failed: usize,
     step: usize,
     live: bool,
+    /// Colour on the marks (a terminal that wants it).
+    colour: bool,
     steps: Vec<StepJson>,
 }
 
@@ -124,8 +127,8 @@ impl Report {
     fn line(&mut self, name: &str, result: Result<String, String>) -> bool {
         self.step += 1;
         let (mark, detail, ok) = match result {
-            Ok(detail) => ("ok  ", detail, true),
-            Err(detail) => ("FAIL", detail, false),
+            Ok(detail) => (style::paint("ok  ", Tone::Good, self.colour), detail, true),
+            Err(detail) => (style::paint("FAIL", Tone::Bad, self.colour), detail, false),
         };
         if !ok {
             self.failed += 1;
@@ -180,7 +183,9 @@ pub(crate) fn run(args: &DemoArgs) -> Outcome {
     };
     // With --json nothing is printed until the report is complete.
     let live = !args.json && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let mut report = Report { text: String::new(), failed: 0, step: 0, live, steps: Vec::new() };
+    let colour = !args.json && crate::style::stdout();
+    let mut report =
+        Report { text: String::new(), failed: 0, step: 0, live, colour, steps: Vec::new() };
     report.emit(&format!(
         "scard demo on {reader}{}\n",
         if simulated {

@@ -27,6 +27,7 @@ mod readers_cmd;
 mod scinfo_cmd;
 mod secrets;
 mod sim_cmd;
+mod style;
 mod watch_cmd;
 
 /// Exit status for input that could not be decoded.
@@ -226,7 +227,10 @@ fn main() -> ExitCode {
         // Nothing to say (e.g. `watch --events` printed its JSON lines as it went).
         Ok(())
     } else if outcome.is_error_message() {
-        writeln!(std::io::stderr().lock(), "{}", outcome.text.trim_end())
+        let text = outcome.text.trim_end();
+        let message = text.strip_prefix("error: ").unwrap_or(text);
+        let label = style::paint("error:", style::Tone::Bad, style::stderr());
+        writeln!(std::io::stderr().lock(), "{label} {message}")
     } else {
         writeln!(std::io::stdout().lock(), "{}", outcome.text.trim_end())
     };

@@ -359,6 +359,16 @@ fn decrypt_check(
 }
 
 fn text(report: &ScinfoJson) -> String {
+    let colour = crate::style::stdout();
+    let paint = |status: &str| {
+        use crate::style::Tone;
+        let tone = match status {
+            "pass" => Tone::Good,
+            "fail" => Tone::Bad,
+            _ => Tone::Quiet,
+        };
+        crate::style::paint(status, tone, colour)
+    };
     let mut out = String::new();
     for r in &report.readers {
         out.push_str(&format!("=== {}\n", r.reader));
@@ -396,8 +406,12 @@ fn text(report: &ScinfoJson) -> String {
                     ));
                 }
             }
-            out.push_str(&format!("  sign         {} {}\n", c.sign.status, c.sign.detail));
-            out.push_str(&format!("  decrypt      {} {}\n", c.decrypt.status, c.decrypt.detail));
+            out.push_str(&format!("  sign         {} {}\n", paint(c.sign.status), c.sign.detail));
+            out.push_str(&format!(
+                "  decrypt      {} {}\n",
+                paint(c.decrypt.status),
+                c.decrypt.detail
+            ));
         }
         for e in &r.errors {
             out.push_str(&format!("error: {e}\n"));

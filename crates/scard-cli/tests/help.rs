@@ -64,3 +64,29 @@ fn every_reporting_command_takes_json() {
     }
     assert!(checked >= 20, "only {checked} commands found in:\n{help}");
 }
+
+/// Colour only on a terminal: `script` (util-linux, Essential on Debian) gives the command a
+/// pseudo-terminal; a pipe and NO_COLOR get plain text.
+#[test]
+fn colour_only_on_a_terminal() {
+    let bin = env!("CARGO_BIN_EXE_scard");
+    let run = |no_color: bool| {
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &format!("{bin} conformance --sim gids"), "/dev/null"]);
+        cmd.env("TERM", "xterm");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let out = cmd.output().expect("script (util-linux) runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = run(false);
+    assert!(coloured.contains("\u{1b}[32mpass  \u{1b}[0m"), "{coloured}");
+    let plain = run(true);
+    assert!(plain.contains("pass") && !plain.contains('\u{1b}'), "{plain}");
+    let piped = Command::new(bin).args(["conformance", "--sim", "gids"]).output().unwrap();
+    let piped = String::from_utf8_lossy(&piped.stdout);
+    assert!(piped.contains("pass") && !piped.contains('\u{1b}'), "{piped}");
+}

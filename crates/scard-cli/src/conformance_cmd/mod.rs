@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::card_cmd::outcome;
 use crate::readers_cmd::ReaderArgs;
+use crate::style::{self, Tone};
 use crate::{EXIT_FAILURE, Outcome, to_json};
 
 use session::{Session, SimFamily, Target};
@@ -124,6 +125,7 @@ pub(crate) fn run(args: &ConformanceArgs) -> Outcome {
 
 /// The report as a table.
 fn table(report: &Report) -> String {
+    let colour = style::stdout();
     let mut text = String::new();
     match &report.card {
         Some(card) => text.push_str(&format!(
@@ -140,7 +142,13 @@ fn table(report: &Report) -> String {
     let width = report.checks.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
     text.push_str(&format!("{:<width$}  {:<6} {}\n", "CHECK", "STATUS", "DETAIL"));
     for c in &report.checks {
-        text.push_str(&format!("{:<width$}  {:<6} {}\n", c.name, c.status.label(), c.detail));
+        let tone = match c.status {
+            Status::Pass => Tone::Good,
+            Status::Fail => Tone::Bad,
+            Status::Skip => Tone::Quiet,
+        };
+        let label = style::paint(&format!("{:<6}", c.status.label()), tone, colour);
+        text.push_str(&format!("{:<width$}  {label} {}\n", c.name, c.detail));
     }
     let count = |s: Status| report.checks.iter().filter(|c| c.status == s).count();
     text.push_str(&format!(
