@@ -473,21 +473,8 @@ fn json_reports_of_the_card_commands() {
         .unwrap();
     // PIV: ECDH needs a key management key (9D, container 2), visible to the next process
     // once its certificate is on the card (PIV has no public key read).
-    let (code, key2) = json(
-        &card,
-        &["keygen", "--container", "2", "--alg", "p256", "--admin-env", "ADMIN"],
-        &admin,
-    );
-    assert_eq!(code, Some(0), "{key2}");
-    let pem2 = key2["public_key"].as_str().unwrap();
-    let cert2 = card.path("cert2.der");
-    std::fs::write(&cert2, common::issue_certificate(pem2, "json key exchange")).unwrap();
-    let (code, _) = json(
-        &card,
-        &["cert", "import", "--container", "2", "--admin-env", "ADMIN", cert2.to_str().unwrap()],
-        &admin,
-    );
-    assert_eq!(code, Some(0));
+    let pem2 = json_key_with_certificate(&card, 2, "p256", "json key exchange");
+    let pem2 = pem2.as_str();
     let shared = card.path("shared.bin");
     let agree = ["agree", "--container", "2", "--peer", peer.to_str().unwrap(), "--pin-env", "PIN"];
     let mut with_file = agree.to_vec();
@@ -502,22 +489,10 @@ fn json_reports_of_the_card_commands() {
     assert_eq!(report["out"], shared.to_str().unwrap());
     let hex = secret.iter().map(|b| format!("{b:02X}")).collect::<String>();
     assert!(!report.to_string().contains(&hex), "the shared secret is in the report");
-    // decrypt (RSA in the first retired key management slot 82, container 4): the plaintext goes to the file only.
-    let (code, key4) = json(
-        &card,
-        &["keygen", "--container", "4", "--alg", "rsa2048", "--admin-env", "ADMIN"],
-        &admin,
-    );
-    assert_eq!(code, Some(0), "{key4}");
-    let pem4 = key4["public_key"].as_str().unwrap();
-    let cert4 = card.path("cert4.der");
-    std::fs::write(&cert4, common::issue_certificate(pem4, "json decrypt")).unwrap();
-    let (code, _) = json(
-        &card,
-        &["cert", "import", "--container", "4", "--admin-env", "ADMIN", cert4.to_str().unwrap()],
-        &admin,
-    );
-    assert_eq!(code, Some(0));
+    // decrypt (RSA in the first retired key management slot 82, container 4): the plaintext
+    // goes to the file only.
+    let pem4 = json_key_with_certificate(&card, 4, "rsa2048", "json decrypt");
+    let pem4 = pem4.as_str();
     let ct = rsa_key(pem4).encrypt(&mut OsRng, rsa::Pkcs1v15Encrypt, b"json plaintext").unwrap();
     let ct_path = card.path("ct.bin");
     std::fs::write(&ct_path, ct).unwrap();
@@ -604,6 +579,23 @@ fn json_reports_of_the_card_commands() {
     // Bad input is JSON with exit status 2.
     let (code, bad) = json(&card, &["keygen", "--container", "0", "--alg", "rsa1000x"], &[]);
     assert_eq!((code, bad["exit_status"].as_u64()), (Some(2), Some(2)), "{bad}");
+}
+
+/// `keygen --json` then `cert import --json` for the new key (PIV: a key is visible to the
+/// next process through its certificate); the public key as PEM.
+fn json_key_with_certificate(card: &Card, container: u8, alg: &str, cn: &str) -> String {
+    let admin = [("ADMIN", PIV_MGMT)];
+    let c = container.to_string();
+    let (code, key) =
+        json(card, &["keygen", "--container", &c, "--alg", alg, "--admin-env", "ADMIN"], &admin);
+    assert_eq!(code, Some(0), "{key}");
+    let pem = key["public_key"].as_str().unwrap().to_owned();
+    let cert = card.path(&format!("cert{container}.der"));
+    std::fs::write(&cert, common::issue_certificate(&pem, cn)).unwrap();
+    let import = ["cert", "import", "--container", &c, "--admin-env", "ADMIN"];
+    let (code, report) = json(card, &[&import[..], &[cert.to_str().unwrap()]].concat(), &admin);
+    assert_eq!(code, Some(0), "{report}");
+    pem
 }
 
 /// Upper-case hex (as the reports write it) to bytes.

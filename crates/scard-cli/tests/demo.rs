@@ -6,6 +6,10 @@
 
 use std::process::{Command, Stdio};
 
+/// The steps every demo walks through.
+const STEPS: [&str; 10] =
+    ["reader", "card", "PINs", "keygen", "certificate", "PIN", "sign", "decrypt", "ECDH", "logon"];
+
 #[test]
 fn demo_checks_out_on_every_family() {
     for card in ["piv", "openpgp", "gids"] {
@@ -17,18 +21,7 @@ fn demo_checks_out_on_every_family() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{card}: {text}{}", String::from_utf8_lossy(&out.stderr));
         assert!(text.contains("steps checked out"), "{text}");
-        for step in [
-            "reader",
-            "card",
-            "PINs",
-            "keygen",
-            "certificate",
-            "PIN",
-            "sign",
-            "decrypt",
-            "ECDH",
-            "logon",
-        ] {
+        for step in STEPS {
             assert!(
                 text.lines().any(|l| l.contains(" ok ") && l.contains(&format!(" {step} "))),
                 "{card}: no ok line for {step}:\n{text}"
@@ -57,18 +50,7 @@ fn demo_json_reports_every_step() {
         assert_eq!(step["ok"], true, "{step}");
     }
     let names: Vec<&str> = steps.iter().filter_map(|s| s["name"].as_str()).collect();
-    for step in [
-        "reader",
-        "card",
-        "PINs",
-        "keygen",
-        "certificate",
-        "PIN",
-        "sign",
-        "decrypt",
-        "ECDH",
-        "logon",
-    ] {
+    for step in STEPS {
         assert!(names.contains(&step), "no {step} step: {names:?}");
     }
     // The default PIN of the simulated card is not in the report.
