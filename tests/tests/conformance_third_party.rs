@@ -1,9 +1,10 @@
 //! `scard conformance --destructive` against card implementations nobody here wrote, through
-//! our own `vpcd:` backend: Nitrokey's piv-authenticator (with the card model written for it,
-//! `card-profiles/piv/cards/nitrokey.toml`; without `--profile` the registry takes our
-//! simulated card's model, whose ATR is the same) and opcard (with the model the registry
-//! picks for it, `nitrokey-opcard.toml`). The table is printed; every check must pass, except
-//! the admin tries check on PIV, whose admin is a management key with no readable counter.
+//! our own `vpcd:` backend: Nitrokey's piv-authenticator and opcard, each with the card model
+//! the registry picks for it (`card-profiles/piv/cards/nitrokey.toml`,
+//! `card-profiles/openpgp/cards/nitrokey-opcard.toml`: both cards present vsmartcard's generic
+//! ATR, and the registry tells them apart by SELECT). The table is printed; every check must
+//! pass, except the admin tries check on PIV, whose admin is a management key with no readable
+//! counter.
 //!
 //! What the runs show (the README records it):
 //! - both cards pass every check; what they do not do is refused before any PIN: opcard (an
@@ -17,7 +18,6 @@
 //! - RSA 4096 generation takes 1 to 10 s a key on both (software RSA, random prime search).
 
 use std::ffi::OsStr;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -25,12 +25,13 @@ use scard_tests::interop::scard_binary;
 use scard_tests::third_party::{Card, CardProcess, cards_or_skip};
 use serde_json::Value;
 
-/// Runs the battery on `card` and returns the checks (name, status, detail).
+/// Runs the battery on `card`, checks that the registry picked `model` for it, and returns the
+/// checks (name, status, detail).
 fn conformance(
     test: &str,
     card: Card,
     env: &[(&str, &str)],
-    profile: Option<&Path>,
+    model: &str,
 ) -> Option<Vec<(String, String, String)>> {
     let cards = cards_or_skip(test)?;
     let scard = scard_binary().unwrap();
@@ -53,9 +54,6 @@ fn conformance(
         .args(["--pin-env", "PIN", "--admin-env", "ADMIN"])
         .env("XDG_CONFIG_HOME", dir.join("config"))
         .stdin(Stdio::null());
-    if let Some(profile) = profile {
-        cmd.arg("--profile").arg(profile);
-    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -84,6 +82,7 @@ fn conformance(
     for (name, status, detail) in &checks {
         println!("  {name:32} {status:5} {detail}");
     }
+    assert_eq!(report["card"]["model"], model, "the model the registry picked");
     let failed = checks.iter().any(|(_, s, _)| s == "fail");
     assert_eq!(out.status.success(), !failed, "exit status and verdicts disagree");
     drop(process);
@@ -130,11 +129,9 @@ fn all_pass(checks: &[(String, String, String)], skipped: &[&str], algorithms: &
 
 #[test]
 fn conformance_of_piv_authenticator() {
-    let model =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../card-profiles/piv/cards/nitrokey.toml");
     let env = [("PIN", "123456"), ("ADMIN", "010203040506070801020304050607080102030405060708")];
-    let Some(checks) =
-        conformance("conformance_of_piv_authenticator", Card::Piv, &env, Some(&model))
+    let model = "Nitrokey PIV (piv-authenticator)";
+    let Some(checks) = conformance("conformance_of_piv_authenticator", Card::Piv, &env, model)
     else {
         return;
     };
@@ -159,7 +156,8 @@ fn conformance_of_piv_authenticator() {
 #[test]
 fn conformance_of_opcard() {
     let env = [("PIN", "123456"), ("ADMIN", "12345678")];
-    let Some(checks) = conformance("conformance_of_opcard", Card::OpenPgp, &env, None) else {
+    let model = "Nitrokey opcard (OpenPGP 3.4)";
+    let Some(checks) = conformance("conformance_of_opcard", Card::OpenPgp, &env, model) else {
         return;
     };
     assert!(status(&checks, "open").1.contains("Nitrokey opcard"), "{checks:?}");

@@ -672,9 +672,9 @@ fn retired_keys_follow_the_key_history() {
     assert_eq!(c[4].public_key.as_ref(), Some(&k82));
     assert_eq!(c[5].key_spec, Some(KeySpec::Exchange));
     assert!(!c[6].has_key());
-    // CHUID, Key History, 9A, 9C, 9D, 9E, 82, 83 (SELECT was the registry's probe: the
-    // simulated card's ATR is shared, the profile does not repeat it).
-    assert_eq!(cold, 8, "list containers cold with two retired keys");
+    // SELECT, CHUID, Key History, 9A, 9C, 9D, 9E, 82, 83 (the simulated card's ATR is its
+    // own: the registry opens it by its model, without a probe, and the profile selects).
+    assert_eq!(cold, 9, "list containers cold with two retired keys");
     admin(&mut later);
     later.delete_container(5).unwrap();
     let c = env.open().containers().unwrap();
@@ -754,10 +754,10 @@ fn file_cache_second_enumeration_reads_no_certificate() {
     assert_eq!(enumerate(&mut card, &mut cache), 2);
     let cold = commands(&mut card) - before;
     assert_eq!(env.apdus() - apdus, cold, "extended length: one APDU per command");
-    println!("list containers cold: {cold} APDUs after the registry's SELECT");
+    println!("list containers cold: {cold} APDUs after the card was opened");
     assert_eq!(cache.card_reads(), 2);
-    // CHUID, Key History, 9A, 9C, 9D, 9E (+ the registry's SELECT at open).
-    assert_eq!(cold, 6, "list containers cold");
+    // SELECT, CHUID, Key History, 9A, 9C, 9D, 9E (opened by its ATR, no probe).
+    assert_eq!(cold, 7, "list containers cold");
     let before = commands(&mut card);
     assert_eq!(enumerate(&mut card, &mut cache), 2);
     assert_eq!(commands(&mut card), before, "the second enumeration sends nothing");
@@ -794,7 +794,7 @@ fn apdu_counts_verify_and_sign() {
     let sign = commands(&mut card) - before;
     assert_eq!(env.apdus() - apdus, sign);
     println!("cold check_sign: {check} commands; verify + sign: {sign} commands");
-    assert_eq!(check, 1, "the 9A certificate (SELECT was the registry's probe)");
+    assert_eq!(check, 2, "SELECT and the 9A certificate (opened by its ATR, no probe)");
     assert_eq!(sign, 2, "VERIFY + GENERAL AUTHENTICATE");
 }
 

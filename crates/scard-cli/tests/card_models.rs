@@ -19,7 +19,7 @@ fn user_models_override_and_bad_files_are_named() {
 family = "piv"
 
 [[atr]]
-value = "3B 95 13 81 01 80 73 FF 01 00 0B"
+value = "3B 9A 13 81 01 80 58 73 63 61 72 64 50 49 56 F9"
 
 [user_pin]
 min_length = 6

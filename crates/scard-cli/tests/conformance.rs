@@ -163,7 +163,7 @@ fn a_model_that_does_not_name_the_atr_fails_the_atr_check() {
     let (_, status, detail) = checks.iter().find(|(n, _, _)| n == "atr-matches-model").unwrap();
     assert_eq!(status, "fail", "{detail}");
     assert!(
-        detail.contains("3B951381018073FF01000B") && detail.contains("3B8C800111223344"),
+        detail.contains("3B9A13810180587363617264504956F9") && detail.contains("3B8C800111223344"),
         "{detail}"
     );
     assert_eq!(report["card"]["model"], "Some other PIV token");

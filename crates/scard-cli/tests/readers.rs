@@ -25,7 +25,7 @@ fn sim_reader_lists_and_connects() {
     let v = json(&out);
     assert_eq!(v["readers"][0]["name"], "sim:piv");
     assert_eq!(v["readers"][0]["card"], true);
-    assert_eq!(v["readers"][0]["atr"], "3B951381018073FF01000B");
+    assert_eq!(v["readers"][0]["atr"], "3B9A13810180587363617264504956F9");
     let out = scard().args(["info", "--reader", "sim:gids", "--json"]).output().unwrap();
     assert!(out.status.success());
     assert_eq!(json(&out)["reader"], "sim:gids");
@@ -80,7 +80,7 @@ fn vpcd_reader_with_our_simulated_card() {
     let v = json(&out);
     assert_eq!(v["reader"], reader);
     assert_eq!(v["protocol"], "T1");
-    assert_eq!(v["atr"], "3B951381018073FF01000B");
+    assert_eq!(v["atr"], "3B9A13810180587363617264504956F9");
     // The reader closed when info ended: the card saw vpcd go away and exits by itself.
     let status = card.wait().unwrap();
     assert!(status.success());

@@ -637,7 +637,7 @@ mod tests {
         assert_eq!(Endpoint::parse("localhost:1"), Endpoint::Tcp("localhost:1".into()));
         assert_eq!(Endpoint::parse("./a:1"), Endpoint::Unix("./a:1".into()));
         // The PIV card's T=1 ATR becomes a T=0 ATR with the same historical bytes.
-        assert_eq!(t0_atr(&crate::piv::ATR), h("3B 05 80 73 FF 01 00").unwrap());
+        assert_eq!(t0_atr(&crate::piv::ATR), h("3B 0A 80 58 73 63 61 72 64 50 49 56").unwrap());
         let t0 = h("3B 08 52 55 53 54 43 43 49 44").unwrap();
         assert_eq!(t0_atr(&t0), t0);
         assert!(Atr::parse(&t0_atr(&crate::piv::ATR)).unwrap().offers(0));
@@ -742,7 +742,7 @@ mod tests {
         host.write_all(&encode(MessageType::ERROR, 0, &0u32.to_be_bytes())).unwrap();
         let (atr, atr_bytes) = read(&mut host);
         assert_eq!((atr.kind, atr.reader), (MessageType::ATR, 0));
-        assert_eq!(atr_bytes, h("3B 05 80 73 FF 01 00").unwrap());
+        assert_eq!(atr_bytes, h("3B 0A 80 58 73 63 61 72 64 50 49 56").unwrap());
         host.write_all(&encode(MessageType::ERROR, 0, &0u32.to_be_bytes())).unwrap();
         let mut apdu = |host: &mut UnixStream, tpdu: &str| -> Vec<u8> {
             host.write_all(&encode(MessageType::APDU, 0, &h(tpdu).unwrap())).unwrap();

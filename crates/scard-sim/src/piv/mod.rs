@@ -43,9 +43,13 @@ use crate::{Card, Family, SimRng};
 pub use admin::{DEFAULT_MANAGEMENT_KEY, ManagementAlgorithm, ManagementKey};
 use objects::{ReadAccess, tag};
 
-/// The ATR: the one of the trussed PIV and OpenPGP cards, which OpenSC handles (T=1, historical
-/// bytes 80 73 FF 01 00: category 80, card capabilities FF 01 00).
-pub const ATR: [u8; 11] = [0x3B, 0x95, 0x13, 0x81, 0x01, 0x80, 0x73, 0xFF, 0x01, 0x00, 0x0B];
+/// The ATR, our own (ISO/IEC 7816-3 §8): TA1 13 (Fi 372, Di 4), T=1 only, and ten historical
+/// bytes (7816-4 §8.1.1): category 80, then the COMPACT-TLV "card issuer's data" 58
+/// `scardPIV`; TCK F9. A card of its own, so that no real card's model (or a third-party
+/// card presenting another ATR) is taken for it.
+pub const ATR: [u8; 16] = [
+    0x3B, 0x9A, 0x13, 0x81, 0x01, 0x80, 0x58, b's', b'c', b'a', b'r', b'd', b'P', b'I', b'V', 0xF9,
+];
 
 /// The PIV AID with its version (SP 800-73-4 Pt 1 §2.2).
 pub const PIV_AID: [u8; 11] = objects::PIV_AID;
