@@ -1,13 +1,10 @@
 //! Readers for every command: the registry over the backends, `scard readers` and
 //! `scard info`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use scard_iso7816::atr::Atr;
 use scard_iso7816::hex;
-use scard_sim::{Card, Family, SimRng, state};
-use scard_transport::virtual_card::{VirtualBackend, VirtualCard};
 use scard_transport::vpcd::VpcdBackend;
 use scard_transport::{CardTransport, ReaderName, Registry, ShareMode, TransportError, group_name};
 use serde::Serialize;
@@ -33,88 +30,6 @@ pub(crate) struct ReaderArgs {
     pub(crate) wait: u64,
 }
 
-/// An in-process simulated card, saved to its state file when the last connection ends.
-struct SimCard {
-    card: Box<dyn Card>,
-    state: Option<PathBuf>,
-}
-
-impl VirtualCard for SimCard {
-    fn atr(&self) -> Vec<u8> {
-        self.card.atr().to_vec()
-    }
-
-    fn power_on(&mut self) {
-        self.card.power_on();
-    }
-
-    fn reset(&mut self) {
-        self.card.reset();
-    }
-
-    fn power_off(&mut self) {
-        self.card.power_off();
-    }
-
-    fn process(&mut self, command: &[u8]) -> Vec<u8> {
-        self.card.process(command)
-    }
-
-    fn answer(&mut self, command: &[u8]) -> Option<Vec<u8>> {
-        self.card.answer(command)
-    }
-
-    fn flush(&mut self) {
-        if let Some(path) = &self.state {
-            if let Err(err) = state::save(self.card.as_ref(), path) {
-                tracing::error!("saving the simulated card: {err}");
-            }
-        }
-    }
-}
-
-impl Drop for SimCard {
-    fn drop(&mut self) {
-        self.flush();
-    }
-}
-
-/// Opens the card behind a `sim:` name (from its state file when it exists). `sim:hostile`
-/// and `sim:hostile:<seed>` are the hostile card of scard_sim::hostile (seed 0 by default),
-/// which keeps no state.
-fn open_sim(name: &ReaderName) -> Result<Box<dyn VirtualCard>, TransportError> {
-    let ReaderName::Sim { family, state } = name else {
-        return Err(TransportError::InvalidName {
-            name: name.to_string(),
-            reason: "not a sim: name",
-        });
-    };
-    if family == "hostile" {
-        let seed = match state.as_deref().map(|s| s.to_str().map(str::parse::<u64>)) {
-            None => 0,
-            Some(Some(Ok(seed))) => seed,
-            Some(_) => {
-                return Err(TransportError::InvalidName {
-                    name: name.to_string(),
-                    reason: "sim:hostile:<seed> takes a number (0..2^64), not a state file",
-                });
-            }
-        };
-        let card = scard_sim::hostile::HostileCard::new(seed);
-        tracing::info!("sim:hostile:{seed}: {}", card.plan().describe());
-        return Ok(Box::new(SimCard { card: Box::new(card), state: None }));
-    }
-    let family: Family = family.parse().map_err(|_| TransportError::InvalidName {
-        name: name.to_string(),
-        reason: "unknown card family (piv, openpgp, gids or hostile)",
-    })?;
-    let card =
-        scard_sim::open_card(family, state.as_deref(), SimRng::from_entropy()).map_err(|err| {
-            TransportError::BackendUnavailable { backend: "sim", reason: err.to_string() }
-        })?;
-    Ok(Box::new(SimCard { card, state: state.clone() }))
-}
-
 /// The registry for a command: the sim: backend always; a vpcd: backend when the reader
 /// names one (it listens only while the command runs). With `--reader group:<group>`, the
 /// group's members that are plain `sim:` names (no `*` or `?`) are created, as naming them
@@ -128,7 +43,7 @@ pub(crate) fn registry(args: &ReaderArgs) -> Result<Registry, TransportError> {
     for (name, patterns) in config.groups {
         registry.define_group(&name, patterns)?;
     }
-    registry.add(Box::new(VirtualBackend::with_factory(Box::new(open_sim))));
+    registry.add(Box::new(scard_sim::reader::sim_backend()));
     let group = args.reader.as_deref().and_then(group_name);
     if let Some(group) = group {
         let members: Vec<String> = registry

@@ -28,6 +28,7 @@ pub mod keys;
 pub mod openpgp;
 pub mod pin;
 pub mod piv;
+pub mod reader;
 pub mod rng;
 pub mod state;
 pub mod vpcd;
