@@ -83,6 +83,15 @@ pub enum KspError {
         /// What the profile registry said.
         reason: String,
     },
+    /// The card did not answer in time while it was opened; it is left alone until it is
+    /// removed or another card is inserted.
+    #[error("{reader}: the card does not answer ({reason}); remove it and insert it again")]
+    CardNotResponding {
+        /// The reader.
+        reader: String,
+        /// What timed out.
+        reason: String,
+    },
     /// A mechanism the key or provider does not do (RSA padding on an EC key, ECDH with an
     /// RSA key, a hash the card does not take), reported before any PIN is needed.
     #[error("unsupported: {what}")]
@@ -212,6 +221,7 @@ impl KspError {
             KspError::NoCard { .. } => ErrorKind::NoCard,
             KspError::CardRemoved { .. } => ErrorKind::CardRemoved,
             KspError::UnrecognizedCard { .. } => ErrorKind::CardNotRecognized,
+            KspError::CardNotResponding { .. } => ErrorKind::DeviceError,
             KspError::UnsupportedMechanism { .. } => ErrorKind::MechanismInvalid,
             KspError::KeyTypeMismatch { .. } => ErrorKind::KeyTypeInconsistent,
             KspError::KeyUsage { .. } => ErrorKind::KeyFunctionNotPermitted,

@@ -276,6 +276,9 @@ struct Slot {
     problem: Option<String>,
     /// The ATR of a card no profile knew: not opened again until the card changes.
     unknown_atr: Option<Vec<u8>>,
+    /// The ATR of a card that did not answer while it was opened: not opened again until the
+    /// card changes (removed, another ATR), or every call would wait the whole timeout again.
+    unresponsive_atr: Option<Vec<u8>>,
 }
 
 /// What an operation needs besides the card.
@@ -457,6 +460,7 @@ impl Provider {
                     card: None,
                     problem: None,
                     unknown_atr: None,
+                    unresponsive_atr: None,
                 },
             };
             slot.update(info.atr);
@@ -468,11 +472,7 @@ impl Provider {
             }
         }
         for i in 0..self.slots.len() {
-            let needs_open = self
-                .slots
-                .get(i)
-                .is_some_and(|s| s.atr.is_some() && s.card.is_none() && s.unknown_atr.is_none());
-            if needs_open {
+            if self.slots.get(i).is_some_and(Slot::needs_open) {
                 self.open(i);
             }
         }
@@ -522,6 +522,9 @@ impl Provider {
                 if matches!(err, KspError::Card(CardError::UnknownCard { .. })) {
                     slot.unknown_atr = slot.atr.clone();
                 }
+                if is_timeout(&err) {
+                    slot.unresponsive_atr = slot.atr.clone();
+                }
                 if matches!(err.kind(), crate::ErrorKind::NoCard | crate::ErrorKind::CardRemoved) {
                     slot.atr = None;
                 }
@@ -558,6 +561,9 @@ impl Provider {
                     if let Some(slot) = slot {
                         slot.close("a card was inserted");
                         slot.atr = Some(atr);
+                        slot.unknown_atr = None;
+                        slot.unresponsive_atr = None;
+                        slot.problem = None;
                     }
                     ProviderEvent::CardInserted { reader }
                 }
@@ -593,6 +599,12 @@ impl Provider {
                     reason: problem.clone(),
                 })
             }
+            (None, Some(problem)) if slot.unresponsive_atr.is_some() => {
+                Err(KspError::CardNotResponding {
+                    reader: slot.reader.clone(),
+                    reason: problem.clone(),
+                })
+            }
             _ => Err(KspError::NoCard { reader: slot.reader.clone() }),
         }
     }
@@ -620,6 +632,10 @@ impl Provider {
         i: usize,
         f: impl FnOnce(&mut OpenCard, &mut Env<'_>) -> Result<R>,
     ) -> Result<R> {
+        // A card closed after a time-out is opened again (once: see `Slot::needs_open`).
+        if self.slots.get(i).is_some_and(Slot::needs_open) {
+            self.open(i);
+        }
         self.card_ref(i)?;
         let Some(reader) = self.slots.get(i).map(|s| s.reader.clone()) else {
             return Err(KspError::NoCard { reader: String::new() });
@@ -646,6 +662,15 @@ impl Provider {
                     slot.atr = None;
                 }
                 Err(KspError::CardRemoved { reader })
+            }
+            Err(err) if is_timeout(&err) => {
+                // What the card does now is unknown (a late answer would be taken for the
+                // next command's): the connection goes. The next call opens the card again,
+                // once: a card that does not answer then is left alone until it changes.
+                if let Some(slot) = self.slots.get_mut(i) {
+                    slot.close("the card did not answer in time");
+                }
+                Err(err)
             }
             other => other,
         }
@@ -1185,6 +1210,15 @@ impl Provider {
 }
 
 impl Slot {
+    /// A card is there and not open, and nothing says to leave it alone (no profile knew it,
+    /// or it did not answer while it was opened).
+    fn needs_open(&self) -> bool {
+        self.atr.is_some()
+            && self.card.is_none()
+            && self.unknown_atr.is_none()
+            && self.unresponsive_atr.is_none()
+    }
+
     /// Takes the listing's view of the reader: no card closes the open one; another ATR
     /// closes it too (another card).
     fn update(&mut self, atr: Option<Vec<u8>>) {
@@ -1193,6 +1227,7 @@ impl Slot {
                 self.close("the card was removed");
                 self.atr = None;
                 self.unknown_atr = None;
+                self.unresponsive_atr = None;
                 self.problem = None;
             }
             Some(atr) => {
@@ -1205,6 +1240,10 @@ impl Slot {
                 }
                 if self.unknown_atr.as_ref().is_some_and(|u| *u != atr) {
                     self.unknown_atr = None;
+                    self.problem = None;
+                }
+                if self.unresponsive_atr.as_ref().is_some_and(|u| *u != atr) {
+                    self.unresponsive_atr = None;
                     self.problem = None;
                 }
                 if self.card.is_none() || !atr.is_empty() {
@@ -1550,6 +1589,15 @@ fn in_transaction<R>(card: &mut OpenCard, f: impl FnOnce(&mut OpenCard) -> Resul
     let value = result?;
     ended?;
     Ok(value)
+}
+
+/// Whether an error is a card that did not answer within the deadline.
+fn is_timeout(err: &KspError) -> bool {
+    matches!(
+        err,
+        KspError::Transport(TransportError::Timeout { .. })
+            | KspError::Card(CardError::Transport(TransportError::Timeout { .. }))
+    )
 }
 
 /// Whether an error means the card is gone.
