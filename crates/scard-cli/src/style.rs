@@ -1,5 +1,5 @@
 //! Colour for people: only when the output goes to a terminal, `NO_COLOR` is not set
-//! (https://no-color.org) and `TERM` is not `dumb`. Pipes, files and `--json` get plain text.
+//! (<https://no-color.org>) and `TERM` is not `dumb`. Pipes, files and `--json` get plain text.
 
 use std::io::IsTerminal;
 
