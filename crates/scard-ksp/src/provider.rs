@@ -274,11 +274,23 @@ struct Slot {
     atr: Option<Vec<u8>>,
     card: Option<OpenCard>,
     problem: Option<String>,
-    /// The ATR of a card no profile knew: not opened again until the card changes.
-    unknown_atr: Option<Vec<u8>>,
-    /// The ATR of a card that did not answer while it was opened: not opened again until the
-    /// card changes (removed, another ATR), or every call would wait the whole timeout again.
-    unresponsive_atr: Option<Vec<u8>>,
+    /// A card left alone: not opened again until it changes (removed, another ATR).
+    parked: Option<Parked>,
+}
+
+/// A card the provider does not try to open again, and why.
+struct Parked {
+    /// The ATR of the card.
+    atr: Vec<u8>,
+    why: ParkedWhy,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ParkedWhy {
+    /// No profile knew it.
+    Unknown,
+    /// It did not answer while it was opened (every call would wait the whole timeout again).
+    Unresponsive,
 }
 
 /// What an operation needs besides the card.
@@ -459,8 +471,7 @@ impl Provider {
                     atr: None,
                     card: None,
                     problem: None,
-                    unknown_atr: None,
-                    unresponsive_atr: None,
+                    parked: None,
                 },
             };
             slot.update(info.atr);
@@ -519,11 +530,15 @@ impl Provider {
             }
             Err(err) => {
                 tracing::warn!("{reader}: card not opened: {err}");
-                if matches!(err, KspError::Card(CardError::UnknownCard { .. })) {
-                    slot.unknown_atr = slot.atr.clone();
-                }
-                if is_timeout(&err) {
-                    slot.unresponsive_atr = slot.atr.clone();
+                let why = if matches!(err, KspError::Card(CardError::UnknownCard { .. })) {
+                    Some(ParkedWhy::Unknown)
+                } else if is_timeout(&err) {
+                    Some(ParkedWhy::Unresponsive)
+                } else {
+                    None
+                };
+                if let (Some(why), Some(atr)) = (why, slot.atr.clone()) {
+                    slot.parked = Some(Parked { atr, why });
                 }
                 if matches!(err.kind(), crate::ErrorKind::NoCard | crate::ErrorKind::CardRemoved) {
                     slot.atr = None;
@@ -561,8 +576,7 @@ impl Provider {
                     if let Some(slot) = slot {
                         slot.close("a card was inserted");
                         slot.atr = Some(atr);
-                        slot.unknown_atr = None;
-                        slot.unresponsive_atr = None;
+                        slot.parked = None;
                         slot.problem = None;
                     }
                     ProviderEvent::CardInserted { reader }
@@ -593,17 +607,15 @@ impl Provider {
         let slot = self.slots.get(i).ok_or_else(|| KspError::NoCard { reader: String::new() })?;
         match (&slot.card, &slot.problem) {
             (Some(card), _) => Ok(card),
-            (None, Some(problem)) if slot.unknown_atr.is_some() => {
-                Err(KspError::UnrecognizedCard {
-                    reader: slot.reader.clone(),
-                    reason: problem.clone(),
-                })
-            }
-            (None, Some(problem)) if slot.unresponsive_atr.is_some() => {
-                Err(KspError::CardNotResponding {
-                    reader: slot.reader.clone(),
-                    reason: problem.clone(),
-                })
+            (None, Some(problem)) => {
+                let (reader, reason) = (slot.reader.clone(), problem.clone());
+                match slot.parked.as_ref().map(|p| p.why) {
+                    Some(ParkedWhy::Unknown) => Err(KspError::UnrecognizedCard { reader, reason }),
+                    Some(ParkedWhy::Unresponsive) => {
+                        Err(KspError::CardNotResponding { reader, reason })
+                    }
+                    None => Err(KspError::NoCard { reader }),
+                }
             }
             _ => Err(KspError::NoCard { reader: slot.reader.clone() }),
         }
@@ -1213,10 +1225,7 @@ impl Slot {
     /// A card is there and not open, and nothing says to leave it alone (no profile knew it,
     /// or it did not answer while it was opened).
     fn needs_open(&self) -> bool {
-        self.atr.is_some()
-            && self.card.is_none()
-            && self.unknown_atr.is_none()
-            && self.unresponsive_atr.is_none()
+        self.atr.is_some() && self.card.is_none() && self.parked.is_none()
     }
 
     /// Takes the listing's view of the reader: no card closes the open one; another ATR
@@ -1226,8 +1235,7 @@ impl Slot {
             None => {
                 self.close("the card was removed");
                 self.atr = None;
-                self.unknown_atr = None;
-                self.unresponsive_atr = None;
+                self.parked = None;
                 self.problem = None;
             }
             Some(atr) => {
@@ -1238,12 +1246,8 @@ impl Slot {
                 if swapped {
                     self.close("another card is in the reader");
                 }
-                if self.unknown_atr.as_ref().is_some_and(|u| *u != atr) {
-                    self.unknown_atr = None;
-                    self.problem = None;
-                }
-                if self.unresponsive_atr.as_ref().is_some_and(|u| *u != atr) {
-                    self.unresponsive_atr = None;
+                if self.parked.as_ref().is_some_and(|p| p.atr != atr) {
+                    self.parked = None;
                     self.problem = None;
                 }
                 if self.card.is_none() || !atr.is_empty() {
