@@ -537,12 +537,28 @@ struct PinResultJson {
     exit_status: Option<u8>,
 }
 
+impl PinCommand {
+    fn json(&self) -> JsonArg {
+        match self {
+            PinCommand::Verify { json, .. }
+            | PinCommand::Change { json, .. }
+            | PinCommand::Unblock { json, .. } => *json,
+        }
+    }
+}
+
+impl CertCommand {
+    fn json(&self) -> JsonArg {
+        match self {
+            CertCommand::Import { json, .. }
+            | CertCommand::Export { json, .. }
+            | CertCommand::Delete { json, .. } => *json,
+        }
+    }
+}
+
 pub(crate) fn pin(command: &PinCommand) -> Outcome {
-    let json = match command {
-        PinCommand::Verify { json, .. }
-        | PinCommand::Change { json, .. }
-        | PinCommand::Unblock { json, .. } => *json,
-    };
+    let json = command.json();
     match run_pin(command) {
         Ok(PinRun { report, text }) if !json.json => match (report.error, report.exit_status) {
             (Some(message), Some(status)) => Outcome::error(message, status),
@@ -584,11 +600,7 @@ fn run_pin(command: &PinCommand) -> Result<PinRun, Failure> {
             Some((code, new))
         }
     };
-    let json = match command {
-        PinCommand::Verify { json, .. }
-        | PinCommand::Change { json, .. }
-        | PinCommand::Unblock { json, .. } => json.json,
-    };
+    let json = command.json().json;
     let mut card = open(reader)?;
     let result = with_transaction(card.as_mut(), |card| {
         let done = match (command, &values) {
@@ -709,12 +721,7 @@ struct CertResultJson {
 }
 
 pub(crate) fn cert(command: &CertCommand) -> Outcome {
-    let json = match command {
-        CertCommand::Import { json, .. }
-        | CertCommand::Export { json, .. }
-        | CertCommand::Delete { json, .. } => *json,
-    };
-    finish(json, run_cert(command, json.json))
+    finish(command.json(), run_cert(command, command.json().json))
 }
 
 fn run_cert(command: &CertCommand, json: bool) -> Result<(CertResultJson, String), Failure> {
@@ -762,11 +769,7 @@ fn run_cert(command: &CertCommand, json: bool) -> Result<(CertResultJson, String
                 write_output(file, &der, false)?;
                 None
             };
-            let text = if to_stdout {
-                String::new()
-            } else {
-                format!("certificate ({} bytes) written to {}", der.len(), file.display())
-            };
+            let text = quiet_or(file, format!("certificate ({} bytes) written to", der.len()));
             let report = CertResultJson {
                 action: "export",
                 container: *container,
@@ -854,11 +857,7 @@ pub(crate) fn sign(args: &SignArgs) -> Outcome {
             if !(args.json.json && to_stdout) {
                 write_output(&args.out, &out, false)?;
             }
-            let text = if to_stdout {
-                String::new()
-            } else {
-                format!("signature ({} bytes) written to {}", out.len(), args.out.display())
-            };
+            let text = quiet_or(&args.out, format!("signature ({} bytes) written to", out.len()));
             let report = SignJson {
                 container: args.container,
                 algorithm: value_name(&args.alg),
