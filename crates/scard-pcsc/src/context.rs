@@ -176,8 +176,8 @@ impl Handle {
         &mut self,
         protocol: u32,
         send: &[u8],
-        recv: &mut [u8],
-    ) -> Result<usize, ReturnCode> {
+        recv: &mut Vec<u8>,
+    ) -> Result<(), ReturnCode> {
         self.api.transmit(self.raw, protocol, send, recv)
     }
 
@@ -185,8 +185,8 @@ impl Handle {
         &mut self,
         code: u32,
         send: &[u8],
-        recv: &mut [u8],
-    ) -> Result<usize, ReturnCode> {
+        recv: &mut Vec<u8>,
+    ) -> Result<(), ReturnCode> {
         self.api.control(self.raw, code, send, recv)
     }
 

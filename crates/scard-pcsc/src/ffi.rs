@@ -437,17 +437,20 @@ impl Api {
         handle: RawHandle,
         protocol: u32,
         send: &[u8],
-        recv: &mut [u8],
-    ) -> Result<usize, ReturnCode> {
+        recv: &mut Vec<u8>,
+    ) -> Result<(), ReturnCode> {
         let pci = IoRequest {
             dw_protocol: dword(protocol),
             cb_pci_length: len_dword(std::mem::size_of::<IoRequest>())?,
         };
         let send_len = len_dword(send.len())?;
-        let mut recv_len = len_dword(recv.len())?;
+        recv.clear();
+        let capacity = recv.capacity();
+        let mut recv_len = len_dword(capacity)?;
         // SAFETY: `pci` is a live local with the pcsclite.h layout; `send` is readable for
-        // `send_len` bytes and `recv` writable for `recv_len` bytes, both borrowed for the
-        // call; pioRecvPci may be NULL (winscard.h `/*@out@*/`, pcsc-lite ignores it).
+        // `send_len` bytes and `recv`'s allocation writable for `recv_len` (its capacity)
+        // bytes, both borrowed for the call; pioRecvPci may be NULL (winscard.h `/*@out@*/`,
+        // pcsc-lite ignores it).
         check(unsafe {
             (self.transmit)(
                 handle,
@@ -459,22 +462,30 @@ impl Api {
                 &mut recv_len,
             )
         })?;
-        Ok(reported_len(recv_len, recv.len()))
+        // SAFETY: on success SCardTransmit has written `recv_len` bytes (pcbRecvLength is
+        // in/out: the length received) at the start of the allocation; the length is capped
+        // at the capacity, so every byte below it is initialised.
+        unsafe { recv.set_len(reported_len(recv_len, capacity)) };
+        Ok(())
     }
 
-    /// `SCardControl`: the length of the answer in `recv`.
+    /// `SCardControl`: the answer in `recv` (written into its capacity; its length is the
+    /// answer's).
     pub(crate) fn control(
         &self,
         handle: RawHandle,
         code: u32,
         send: &[u8],
-        recv: &mut [u8],
-    ) -> Result<usize, ReturnCode> {
+        recv: &mut Vec<u8>,
+    ) -> Result<(), ReturnCode> {
         let send_len = len_dword(send.len())?;
-        let recv_cap = len_dword(recv.len())?;
+        recv.clear();
+        let capacity = recv.capacity();
+        let recv_cap = len_dword(capacity)?;
         let mut returned: Dword = 0;
-        // SAFETY: `send` is readable and `recv` writable for the lengths passed, both
-        // borrowed for the call; `returned` is a live local.
+        // SAFETY: `send` is readable for `send_len` bytes and `recv`'s allocation writable for
+        // `recv_cap` (its capacity) bytes, both borrowed for the call; `returned` is a live
+        // local.
         check(unsafe {
             (self.control)(
                 handle,
@@ -486,7 +497,10 @@ impl Api {
                 &mut returned,
             )
         })?;
-        Ok(reported_len(returned, recv.len()))
+        // SAFETY: on success SCardControl has written `returned` bytes at the start of the
+        // allocation; capped at the capacity, every byte below the new length is initialised.
+        unsafe { recv.set_len(reported_len(returned, capacity)) };
+        Ok(())
     }
 
     /// `SCardGetAttrib`: the attribute's length in `buf`.

@@ -9,6 +9,7 @@ use scard_iso7816::apdu::trace_command;
 use scard_transport::{
     CardTransport, Disposition, Protocol, ShareMode, TransportError, command_name,
 };
+use zeroize::Zeroize;
 
 use crate::code::{ReturnCode, map_error};
 use crate::context::{Context, Handle};
@@ -59,8 +60,9 @@ impl Conn {
             reader: reader.clone(),
             reason: format!("SCardConnect chose protocol 0x{active:X}, neither T=0 nor T=1"),
         })?;
-        let mut conn =
-            Conn { handle, _ctx: ctx, reader, share, protocol, buf: vec![0; RECEIVE_BUFFER] };
+        // Capacity only: SCardTransmit writes into it (ffi.rs), nothing to zero-fill first.
+        let buf = Vec::with_capacity(RECEIVE_BUFFER);
+        let mut conn = Conn { handle, _ctx: ctx, reader, share, protocol, buf };
         // Another application reset the card right after we connected: a new connection has
         // no state to lose (each notice is acknowledged and the status read again; a few
         // resets in a row are waited through).
@@ -112,11 +114,13 @@ impl Conn {
 
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         tracing::trace!("{} >> {}", self.reader, trace_command(command));
-        let n = match self.handle.transmit(protocol_value(self.protocol), command, &mut self.buf) {
-            Ok(n) => n,
-            Err(code) => return Err(self.failed(code, "SCardTransmit")),
-        };
-        let response = self.buf.get(..n).unwrap_or_default().to_vec();
+        if let Err(code) =
+            self.handle.transmit(protocol_value(self.protocol), command, &mut self.buf)
+        {
+            return Err(self.failed(code, "SCardTransmit"));
+        }
+        let response = self.take_answer();
+        let n = response.len();
         match response.as_slice() {
             [.., sw1, sw2] => {
                 // Response data may be secret (decrypted plaintext): only its length is traced.
@@ -132,9 +136,19 @@ impl Conn {
 
     fn control(&mut self, code: u32, data: &[u8]) -> Result<Vec<u8>, TransportError> {
         match self.handle.control(code, data, &mut self.buf) {
-            Ok(n) => Ok(self.buf.get(..n).unwrap_or_default().to_vec()),
+            Ok(()) => Ok(self.take_answer()),
             Err(rc) => Err(self.failed(rc, "SCardControl")),
         }
+    }
+
+    /// The answer in the receive buffer, copied out; the buffer's copy is zeroed (an answer
+    /// may be decrypted data or a shared secret, which must not stay behind in the
+    /// connection's buffer).
+    fn take_answer(&mut self) -> Vec<u8> {
+        let answer = self.buf.clone();
+        self.buf.as_mut_slice().zeroize();
+        self.buf.clear();
+        answer
     }
 
     fn attribute(&mut self, id: u32) -> Result<Vec<u8>, TransportError> {
