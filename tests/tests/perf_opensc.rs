@@ -24,8 +24,11 @@
 //!
 //! The test prints a table (the README's "Performance" section) and fails when a goal of the
 //! issue is missed: list objects at most 0.3 x OpenSC's APDUs (and PIV <= 7, OpenPGP <= 20),
-//! login + sign at most the spec minimum + 1 (4), instructions at most 0.5 x OpenSC's — or
-//! when a workflow costs more APDUs than [`RECORDED`] says it did when the table was made.
+//! login + sign at most the spec minimum + 1 (4), instructions in the module's calls at most
+//! 0.5 x OpenSC's, the whole login + sign process at most 0.5 x OpenSC's — or when a workflow
+//! costs more APDUs or more of the process's instructions than [`RECORDED`] says it did when
+//! the table was made. (The whole listing process cannot reach 0.5 x with any module: the
+//! README says why, with the numbers.)
 //!
 //! The CCID goals (one bulk-out and one bulk-in transfer per APDU on APDU-level readers, the
 //! largest IFSD the reader allows on T=1 TPDU readers) are checked through the simulated CCID
@@ -56,14 +59,14 @@ const DATA: &[u8] = b"signed through PKCS#11 by the performance test\n";
 /// A change that makes a workflow cost more fails here (lower numbers are welcome: update them
 /// with the table). (card, workflow, APDUs, process instructions / OpenSC's.)
 const RECORDED: &[(&str, &str, usize, f64)] = &[
-    ("scard sim piv", LIST, 7, 0.60),
-    ("scard sim piv", SIGN, 5, 0.66),
-    ("scard sim openpgp", LIST, 9, 0.60),
-    ("scard sim openpgp", SIGN, 4, 0.60),
-    ("piv-authenticator", LIST, 7, 0.60),
-    ("piv-authenticator", SIGN, 5, 0.66),
-    ("opcard", LIST, 10, 0.60),
-    ("opcard", SIGN, 4, 0.60),
+    ("scard sim piv", LIST, 7, 0.56),
+    ("scard sim piv", SIGN, 5, 0.50),
+    ("scard sim openpgp", LIST, 9, 0.53),
+    ("scard sim openpgp", SIGN, 4, 0.48),
+    ("piv-authenticator", LIST, 7, 0.56),
+    ("piv-authenticator", SIGN, 5, 0.50),
+    ("opcard", LIST, 10, 0.53),
+    ("opcard", SIGN, 4, 0.48),
 ];
 
 const LIST: &str = "list objects (cold)";
@@ -129,8 +132,9 @@ struct Cost {
     logout_apdus: usize,
     /// Instructions of the whole pkcs11-tool process.
     instructions: u64,
-    /// Instructions inside the module's PKCS#11 functions (callgrind `--toggle-collect=C_*`):
-    /// the module's own work, without pkcs11-tool's start and OpenSSL.
+    /// Instructions inside the module's PKCS#11 functions (callgrind `--toggle-collect=C_*`)
+    /// and in the threads our module starts: the module's own work, without pkcs11-tool's
+    /// start, its OpenSSL and the loading of the module.
     in_calls: u64,
 }
 
@@ -308,7 +312,10 @@ impl Rig {
             let mut cmd = self.command(OsStr::new("valgrind"), cache);
             cmd.arg("--tool=callgrind").arg(format!("--callgrind-out-file={}", out_file.display()));
             if count == Count::InCalls {
-                cmd.arg("--toggle-collect=C_*");
+                // The module's PKCS#11 functions, and the threads our module starts (the PC/SC
+                // worker that makes the pcsc-lite calls): their work is the module's too.
+                cmd.arg("--toggle-collect=C_*")
+                    .arg("--toggle-collect=std::sys::backtrace::__rust_begin_short_backtrace*");
             }
             cmd.arg(&tool);
             cmd
@@ -608,6 +615,19 @@ fn measure(test: &'static str, kind: Kind) -> Option<Vec<Row>> {
         "{}: -O warm {} APDUs; login + sign with nothing cached {} APDUs",
         kind.name, warm.apdus, sign_cold.apdus
     );
+    // What the process costs outside our module's calls and threads (pkcs11-tool's start,
+    // OpenSSL, loading the module): the least the whole process could cost with any module.
+    for (workflow, process, in_calls, opensc) in [(LIST, lr, lr_in, lo), (SIGN, sr, sr_in, so)] {
+        let outside = process.instructions.saturating_sub(in_calls.in_calls);
+        println!(
+            "{} / {workflow}: {} outside the module's calls and threads = {:.3} x OpenSC's \
+             process ({})",
+            kind.name,
+            millions(outside),
+            outside as f64 / opensc.instructions.max(1) as f64,
+            millions(opensc.instructions)
+        );
+    }
     let list_goal = kind.list_goal().min(list_opensc.apdus * 3 / 10);
     let rows = vec![
         Row {
@@ -680,6 +700,16 @@ fn table(rows: &[Row]) -> (String, Vec<String>) {
             missed.push(format!(
                 "{} / {}: the release build sent {} APDUs, the debug build {}",
                 r.card, r.workflow, r.scard_release_apdus, r.scard.apdus
+            ));
+        }
+        // The whole process at most 0.5 x OpenSC's: met by signatures. A listing cannot meet
+        // it (pkcs11-tool's own start, OpenSSL's initialisation for the certificate it
+        // prints and the loading of any module are most of the process: see the README);
+        // its ceiling is RECORDED's.
+        if r.workflow == SIGN && process > 0.5 {
+            missed.push(format!(
+                "{} / {}: {} instructions in the process, more than half of OpenSC's {}",
+                r.card, r.workflow, r.scard.instructions, r.opensc.instructions
             ));
         }
         if in_calls > 0.5 {

@@ -77,8 +77,8 @@ struct Session {
     /// Public keys read (GENERATE ASYMMETRIC KEY PAIR P1 81) or generated.
     public_keys: [Option<PublicKey>; 3],
     /// The public keys earlier processes read from this card ([`scard_minidriver::ObjectStore`]),
-    /// loaded when first needed, and the validator they were stored under.
-    stored: Option<(Vec<u8>, scard_minidriver::cache::Objects)>,
+    /// loaded when first needed, with the key state and the validator they were stored under.
+    stored: Option<Stored>,
     /// Certificates read or written (`Some(None)`: the DO is empty).
     certificates: [Option<Option<Vec<u8>>>; 3],
     /// PW1 verified for PSO:CDS (81), valid until a signature when C4 byte 1 is 00.
@@ -91,6 +91,17 @@ struct Session {
     /// (82 after 81) without asking again: a value is only ever sent again after it
     /// succeeded, so a wrong PIN costs one try, never two.
     pw1: Option<Pin>,
+}
+
+/// The object store's entries for one state of the keys.
+#[derive(Debug)]
+struct Stored {
+    /// [`OpenPgpCard::key_state`] when loaded: compared on every use (cheap), where the
+    /// validator is a digest.
+    state: Vec<u8>,
+    /// [`OpenPgpCard::key_validator`] of that state.
+    validator: Vec<u8>,
+    objects: scard_minidriver::cache::Objects,
 }
 
 impl Session {
@@ -754,32 +765,46 @@ impl OpenPgpCard {
         v
     }
 
+    /// What the validator is made of, as it is: fingerprints, dates and algorithm attributes.
+    fn key_state(ard: &ApplicationData) -> Vec<u8> {
+        let mut v = ard.fingerprints.concat();
+        for date in ard.dates {
+            v.extend_from_slice(&date.to_be_bytes());
+        }
+        for role in Role::ALL {
+            let raw = &ard.attributes(role).raw;
+            v.push(u8::try_from(raw.len()).unwrap_or(u8::MAX));
+            v.extend_from_slice(raw);
+        }
+        v
+    }
+
     /// The store's entries valid for the keys DO 6E shows now (loaded once per key state).
-    fn stored_objects(&mut self) -> Option<&mut scard_minidriver::cache::Objects> {
+    fn stored_objects(&mut self) -> Option<&mut Stored> {
         let store = self.channel.object_store().cloned()?;
         let s = self.session.as_mut()?;
-        let validator = Self::key_validator(&s.ard);
-        if s.stored.as_ref().is_none_or(|(v, _)| *v != validator) {
+        let state = Self::key_state(&s.ard);
+        if s.stored.as_ref().is_none_or(|stored| stored.state != state) {
+            let validator = Self::key_validator(&s.ard);
             let objects = store.load(&s.ard.aid.0, "openpgp", &validator);
-            s.stored = Some((validator, objects));
+            s.stored = Some(Stored { state, validator, objects });
         }
-        s.stored.as_mut().map(|(_, objects)| objects)
+        s.stored.as_mut()
     }
 
     /// A public key (the GENERATE ASYMMETRIC KEY PAIR answer) an earlier process read.
     fn stored_public_key(&mut self, role: Role) -> Option<Vec<u8>> {
-        self.stored_objects()?.get(&format!("pub-{}", role.index())).cloned()
+        self.stored_objects()?.objects.get(&format!("pub-{}", role.index())).cloned()
     }
 
     /// Keeps a public key read from the card for later processes (public data only).
     fn store_public_key(&mut self, role: Role, data: &[u8]) {
-        let Some(objects) = self.stored_objects() else { return };
-        objects.insert(format!("pub-{}", role.index()), data.to_vec());
-        let objects = objects.clone();
+        let Some(stored) = self.stored_objects() else { return };
+        stored.objects.insert(format!("pub-{}", role.index()), data.to_vec());
+        let (objects, validator) = (stored.objects.clone(), stored.validator.clone());
         let (Some(store), Some(s)) = (self.channel.object_store(), self.session.as_ref()) else {
             return;
         };
-        let validator = Self::key_validator(&s.ard);
         // A store that cannot be written costs later processes a read, nothing else.
         let _ = store.store(&s.ard.aid.0, "openpgp", &validator, &objects);
     }

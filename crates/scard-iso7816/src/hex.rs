@@ -64,16 +64,21 @@ pub fn decode_lenient(text: &str) -> Result<Vec<u8>, Error> {
     };
     let mut out = Vec::with_capacity(body.len() / 2);
     let mut high: Option<(u8, usize)> = None;
-    for (i, ch) in body.char_indices() {
+    // Bytes, not chars: every accepted character is ASCII, and the first byte of any other
+    // character is no hex digit nor separator, so it is refused at its own offset.
+    for (i, &b) in body.as_bytes().iter().enumerate() {
         let offset = skip + i;
-        if matches!(ch, ' ' | '\t' | ':' | '-' | '\n' | '\r') {
+        if matches!(b, b' ' | b'\t' | b':' | b'-' | b'\n' | b'\r') {
             if let Some((_, at)) = high {
                 return Err(Error::InvalidHex { offset: at, reason: "half a byte" });
             }
             continue;
         }
-        let Some(nibble) = ch.to_digit(16).and_then(|d| u8::try_from(d).ok()) else {
-            return Err(Error::InvalidHex { offset, reason: "not a hex digit" });
+        let nibble = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return Err(Error::InvalidHex { offset, reason: "not a hex digit" }),
         };
         match high.take() {
             Some((h, _)) => out.push((h << 4) | nibble),

@@ -383,7 +383,9 @@ impl Deferred {
 
 /// A quick look at a model file's lines: `family = "..."` and `generic = true|false` at the
 /// top, and the `value` / `mask` of each `[[atr]]` table. `None` when a line that may matter
-/// has another form (the file is then parsed to know).
+/// has another form (the file is then parsed to know). The look ends at the first other table
+/// (`[limits]`, ...): a built-in file has its `[[atr]]` tables first, which
+/// `ModelSet::hint_mismatches` (a test) holds it to.
 fn hint_of(text: &str) -> Option<Hint> {
     fn string<'a>(line: &'a str, key: &str) -> Option<Option<&'a str>> {
         let Some(rest) = line.strip_prefix(key) else { return Some(None) };
@@ -404,10 +406,14 @@ fn hint_of(text: &str) -> Option<Hint> {
     let mut atrs: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
     let mut in_atr = false;
     let mut at_top = true;
-    for line in text.split('\n') {
+    let mut rest = text;
+    while !rest.is_empty() {
+        // The next line (a byte loop: cheaper than `split` on lines this short).
+        let end = rest.bytes().position(|b| b == b'\n').unwrap_or(rest.len());
+        let (line, tail) = rest.split_at_checked(end)?;
+        rest = tail.get(1..).unwrap_or("");
         // Only lines starting with [, f(amily), g(eneric), v(alue), m(ask) or a(tr) matter:
-        // the others (comments, limits, PINs, keys, quirks) are passed over by their first
-        // byte.
+        // the others (comments, quirks) are passed over by their first byte.
         let line = line.trim_ascii();
         if !matches!(line.as_bytes().first(), Some(b'[' | b'f' | b'g' | b'v' | b'm' | b'a')) {
             if in_atr && !line.is_empty() && !line.starts_with('#') {
@@ -422,6 +428,8 @@ fn hint_of(text: &str) -> Option<Hint> {
                 atrs.push((Vec::new(), None));
             } else if line.contains("atr") {
                 return None;
+            } else {
+                break;
             }
             continue;
         }
@@ -640,6 +648,25 @@ pad = 0xFF
 containers = ["9A", "9C"]
 algorithms = ["rsa2048", "p256"]
 "#;
+
+    /// The quick look of a deferred file: ATR patterns, family and generic flag as parsed; a
+    /// `[[atr]]` after another table is not seen by it, which `hint_mismatches` reports (the
+    /// built-in files are held to it by a test of scard-ksp).
+    #[test]
+    fn the_quick_look_reads_the_atr_tables_before_the_other_tables() {
+        let mut set = ModelSet::default();
+        set.add_toml_deferred("good.toml", GOOD);
+        assert!(set.hint_mismatches().is_empty(), "{:?}", set.hint_mismatches());
+        let hint = hint_of(GOOD).unwrap();
+        assert_eq!((hint.family.as_str(), hint.generic, hint.atrs.len()), ("piv", false, 1));
+        const LATE: &str = "name = \"Late\"\nfamily = \"piv\"\n[limits]\nextended_length = true\n\
+                            [[atr]]\nvalue = \"3B 88 80 01\"\n";
+        let mut set = ModelSet::default();
+        set.add_toml_deferred("late.toml", LATE);
+        let mismatches = set.hint_mismatches();
+        assert_eq!(mismatches.len(), 1, "{mismatches:?}");
+        assert!(mismatches[0].starts_with("late.toml: the quick look says"), "{mismatches:?}");
+    }
 
     #[test]
     fn loads_a_model() {

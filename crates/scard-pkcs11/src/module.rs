@@ -894,8 +894,7 @@ impl Module {
     /// signs on PIV and GIDS, but OpenPGP's decryption key cannot (PSO:CDS uses the signature
     /// key only). Asked of the provider once per key, without a PIN; `CKA_SIGN` follows.
     fn can_sign(&mut self, slot: CK_SLOT_ID, epoch: u64, key: &Key) -> bool {
-        let content =
-            key.public_key.as_ref().and_then(|k| k.to_spki_der().ok()).unwrap_or_default();
+        let content = key.public_key.as_ref().map(crate::objects::key_bytes).unwrap_or_default();
         let id = (slot, epoch, key.container, content);
         if let Some(known) = self.sign_checks.get(&id) {
             return *known;

@@ -123,6 +123,26 @@ impl From<&KeyInfo> for Key {
 /// it (certificate or public key).
 pub(crate) type Identity = (u8, TokenClass, Vec<u8>);
 
+/// A public key's bytes, one string per key (kind, curve, lengths and values): what tells two
+/// keys apart in an [`Identity`], without encoding a SubjectPublicKeyInfo.
+pub(crate) fn key_bytes(key: &PublicKey) -> Vec<u8> {
+    match key {
+        PublicKey::Rsa { n, e } => {
+            let mut out = Vec::with_capacity(n.len() + e.len() + 5);
+            out.push(b'R');
+            out.extend_from_slice(&(n.len() as u32).to_be_bytes());
+            out.extend_from_slice(n);
+            out.extend_from_slice(e);
+            out
+        }
+        PublicKey::Ec { curve, point } => {
+            let mut out = format!("E{curve:?}:").into_bytes();
+            out.extend_from_slice(point);
+            out
+        }
+    }
+}
+
 /// The three objects of a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum TokenClass {
@@ -255,9 +275,7 @@ impl TokenObject {
     pub(crate) fn identity(&self) -> Identity {
         let content = match self.class {
             TokenClass::Certificate => self.key.certificate.clone().unwrap_or_default(),
-            _ => {
-                self.key.public_key.as_ref().and_then(|k| k.to_spki_der().ok()).unwrap_or_default()
-            }
+            _ => self.key.public_key.as_ref().map(key_bytes).unwrap_or_default(),
         };
         (self.key.container, self.class, content)
     }

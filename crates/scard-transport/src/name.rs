@@ -136,18 +136,30 @@ impl fmt::Display for ReaderName {
 
 /// Whether `name` matches the glob `pattern` (`*` any run, `?` one character).
 pub fn glob_match(pattern: &str, name: &str) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return pattern == name;
+    }
+    if pattern.is_ascii() && name.is_ascii() {
+        return glob_match_units(pattern.as_bytes(), name.as_bytes());
+    }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
+    glob_match_units(&p, &n)
+}
+
+/// [`glob_match`] over bytes (ASCII) or chars: `*` any run, `?` any one unit.
+fn glob_match_units<T: Copy + PartialEq + From<u8>>(p: &[T], n: &[T]) -> bool {
+    let (any, one) = (T::from(b'*'), T::from(b'?'));
     // Iterative matcher with backtracking to the last `*`.
     let (mut pi, mut ni) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ni < n.len() {
         match p.get(pi) {
-            Some('*') => {
+            Some(c) if *c == any => {
                 star = Some((pi, ni));
                 pi += 1;
             }
-            Some(c) if *c == '?' || Some(c) == n.get(ni) => {
+            Some(c) if *c == one || Some(c) == n.get(ni) => {
                 pi += 1;
                 ni += 1;
             }
@@ -161,7 +173,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
             },
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+    p.get(pi..).is_some_and(|rest| rest.iter().all(|c| *c == any))
 }
 
 #[cfg(test)]
