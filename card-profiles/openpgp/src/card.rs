@@ -757,11 +757,7 @@ impl OpenPgpCard {
     /// generation dates, which change with every key) and the three algorithm attributes.
     fn key_validator(ard: &ApplicationData) -> Vec<u8> {
         let mut v = ard.key_digest().to_vec();
-        for role in Role::ALL {
-            let raw = &ard.attributes(role).raw;
-            v.push(u8::try_from(raw.len()).unwrap_or(u8::MAX));
-            v.extend_from_slice(raw);
-        }
+        Self::push_attributes(ard, &mut v);
         v
     }
 
@@ -771,12 +767,17 @@ impl OpenPgpCard {
         for date in ard.dates {
             v.extend_from_slice(&date.to_be_bytes());
         }
+        Self::push_attributes(ard, &mut v);
+        v
+    }
+
+    /// The three algorithm attributes (C1, C2, C3), each after its length.
+    fn push_attributes(ard: &ApplicationData, v: &mut Vec<u8>) {
         for role in Role::ALL {
             let raw = &ard.attributes(role).raw;
             v.push(u8::try_from(raw.len()).unwrap_or(u8::MAX));
             v.extend_from_slice(raw);
         }
-        v
     }
 
     /// The store's entries valid for the keys DO 6E shows now (loaded once per key state).
