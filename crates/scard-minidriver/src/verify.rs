@@ -101,21 +101,17 @@ fn verify_rsa(key: &rsa::RsaPublicKey, request: &SignRequest<'_>, signature: &[u
 /// exponent: about 95 Montgomery products for e = 65537 where this takes 16 squarings and 2
 /// products (2.4 M instructions against 0.5 M for a 2048-bit key, measured with callgrind).
 fn public_power(s: &rsa::BigUint, e: &rsa::BigUint, n: &rsa::BigUint) -> rsa::BigUint {
-    let mut acc: Option<rsa::BigUint> = None;
+    // Left to right; squaring the 1 before e's first set bit costs next to nothing.
+    let mut acc = rsa::BigUint::from(1u8) % n;
     for byte in e.to_bytes_be() {
         for bit in (0..8).rev() {
-            if let Some(a) = acc.as_mut() {
-                *a = (&*a * &*a) % n;
-            }
+            acc = (&acc * &acc) % n;
             if (byte >> bit) & 1 == 1 {
-                acc = Some(match acc.take() {
-                    Some(a) => (&a * s) % n,
-                    None => s % n,
-                });
+                acc = (&acc * s) % n;
             }
         }
     }
-    acc.unwrap_or_else(|| rsa::BigUint::from(1u8) % n)
+    acc
 }
 
 /// ECDSA verification, FIPS 186-4 §6.4.2, over the digest as given (`bits2field`, as the
