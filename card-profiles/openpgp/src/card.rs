@@ -798,16 +798,15 @@ impl OpenPgpCard {
         self.stored_objects()?.objects.get(&format!("pub-{}", role.index())).cloned()
     }
 
-    /// Keeps a public key read from the card for later processes (public data only).
+    /// Keeps a public key read from the card for later processes (public data only; written
+    /// when the transaction ends, once for all the keys a listing reads).
     fn store_public_key(&mut self, role: Role, data: &[u8]) {
         let Some(stored) = self.stored_objects() else { return };
         stored.objects.insert(format!("pub-{}", role.index()), data.to_vec());
         let (objects, validator) = (stored.objects.clone(), stored.validator.clone());
-        let (Some(store), Some(s)) = (self.channel.object_store(), self.session.as_ref()) else {
-            return;
-        };
-        // A store that cannot be written costs later processes a read, nothing else.
-        let _ = store.store(&s.ard.aid.0, "openpgp", &validator, &objects);
+        let Some(s) = self.session.as_ref() else { return };
+        let card_id = s.ard.aid.0;
+        self.channel.store_objects(card_id, "openpgp", validator, objects);
     }
 
     /// Checks a signature request against the container's key; returns what to send.

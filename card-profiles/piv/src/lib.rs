@@ -414,11 +414,8 @@ impl PivCard {
         if !changed {
             return;
         }
-        if let Some(store) = self.channel.object_store() {
-            if let Err(err) = store.store(&p.card_id, "piv", &p.chuid, &p.objects) {
-                tracing::warn!("PIV object store: {err}");
-            }
-        }
+        let (card_id, chuid, objects) = (p.card_id, p.chuid.clone(), p.objects.clone());
+        self.channel.store_objects(card_id, "piv", chuid, objects);
     }
 
     fn key_history(&mut self) -> Result<Option<KeyHistory>> {

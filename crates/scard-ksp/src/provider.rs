@@ -48,7 +48,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use scard_minidriver::{
-    CachePolicy, CardCf, CardError, CardModule, ContainerInfo, DecryptPadding, FileCache,
+    CachePolicy, CardCf, CardError, CardModule, ContainerInfo, DecryptPadding, FileCache, HashAlg,
     KeyAlgorithm, KeySpec, Pin, PinId, PinInfo, PinType, ProfileRegistry, PublicKey, Secret,
     SignPadding, SignRequest,
 };
@@ -164,7 +164,8 @@ pub struct KeyInfo {
     pub label: String,
     /// The card's default container.
     pub default: bool,
-    /// What the key may do.
+    /// What the key may do: its key spec's usage, less signing when the card refuses to
+    /// sign with the key (OpenPGP's decryption key: PSO:CDS uses the signature key only).
     pub usage: KeyUsage,
 }
 
@@ -1816,6 +1817,8 @@ fn key_info(card: &mut OpenCard, c: &ContainerInfo, env: &mut Env<'_>) -> Result
     } else {
         card.info(c.pin).map(|i| env.cache.effective(i.cache_policy)).unwrap_or(CachePolicy::Normal)
     };
+    let mut usage = KeyUsage::of(key_spec);
+    usage.sign = usage.sign && signs(card, c.index, algorithm, env.reader);
     card.known.insert(c.name.clone(), c.index);
     Ok(Some(KeyInfo {
         name: KeyName::qualified(env.reader, &c.name),
@@ -1832,8 +1835,32 @@ fn key_info(card: &mut OpenCard, c: &ContainerInfo, env: &mut Env<'_>) -> Result
         always_authenticate: c.always_authenticate,
         label: c.label.clone(),
         default: c.default,
-        usage: KeyUsage::of(key_spec),
+        usage,
     }))
+}
+
+/// Whether the card signs with the key in container `index`: asked of the profile (no PIN,
+/// no APDU) with a SHA-256 request of the key's shape, inside the listing's transaction. An
+/// answer that is not about the key (the card went away) leaves the key spec's word.
+fn signs(card: &mut OpenCard, index: u8, algorithm: KeyAlgorithm, reader: &str) -> bool {
+    let (hash, padding, data) = match algorithm {
+        KeyAlgorithm::Rsa(_) => (Some(HashAlg::Sha256), SignPadding::Pkcs1, vec![0; 32]),
+        // ECDSA over a digest the host made, of the field's length.
+        KeyAlgorithm::Ec(curve) => (None, SignPadding::None, vec![1; curve.field_len()]),
+    };
+    match card.module.check_sign(index, &SignRequest { hash, padding, data: &data }) {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::debug!("{reader}: signing with container {index}: {err}");
+            let err = KspError::from(err);
+            !matches!(
+                err.kind(),
+                crate::ErrorKind::MechanismInvalid
+                    | crate::ErrorKind::KeyFunctionNotPermitted
+                    | crate::ErrorKind::KeyTypeInconsistent
+            )
+        }
+    }
 }
 
 /// The DER SubjectPublicKeyInfo of a DER X.509 certificate (RFC 5280 §4.1).

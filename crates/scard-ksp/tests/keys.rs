@@ -329,3 +329,36 @@ fn sim_other_key() -> PublicKey {
         point: secret.public_key().to_encoded_point(false).as_bytes().to_vec(),
     }
 }
+
+#[test]
+fn usage_follows_what_the_card_signs_with() {
+    // OpenPGP's decryption key is an RSA key exchange key, whose key spec may sign, but the
+    // card signs (PSO:CDS) with the signature key only, and INTERNAL AUTHENTICATE with the
+    // authentication key: the listing says so, without a PIN.
+    let rig = Rig::new(&[Family::OpenPgp]);
+    let mut p = rig.provider();
+    for index in 0..3 {
+        p.generate_key(OPENPGP, Some(index), KeyAlgorithm::Rsa(2048), OpFlags::default()).unwrap();
+    }
+    let mut next = rig.provider();
+    let keys = next.keys_on(OPENPGP).unwrap();
+    let usage: Vec<(u8, KeySpec, bool, bool)> = keys
+        .iter()
+        .map(|k| (k.container_index, k.key_spec, k.usage.sign, k.usage.decrypt))
+        .collect();
+    assert_eq!(
+        usage,
+        [
+            (0, KeySpec::Signature, true, false),
+            (1, KeySpec::Exchange, false, true),
+            (2, KeySpec::Signature, true, false),
+        ]
+    );
+    // What the listing says is what the card does.
+    let digest = sha2::Sha256::digest(b"usage").to_vec();
+    let pkcs1 =
+        SignRequest { hash: Some(HashAlg::Sha256), padding: SignPadding::Pkcs1, data: &digest };
+    let err = next.sign(&keys[1].name, &pkcs1, OpFlags::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::MechanismInvalid, "{err}");
+    next.sign(&keys[0].name, &pkcs1, OpFlags::default()).unwrap();
+}

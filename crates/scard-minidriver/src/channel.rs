@@ -7,7 +7,7 @@ use scard_iso7816::apdu::Ins;
 use scard_iso7816::{CardLimits, CommandApdu, ResponseApdu, StatusWord};
 use scard_transport::{CardTransport, Disposition, TransportError};
 
-use crate::cache::ObjectStore;
+use crate::cache::{ObjectStore, Objects};
 use crate::error::{CardError, Result};
 use crate::types::{PinId, PinSet};
 
@@ -32,6 +32,18 @@ pub struct CardChannel {
     transactions: u64,
     /// Where the profile may keep public card objects across processes.
     store: Option<ObjectStore>,
+    /// The object store's entries to write when the outermost transaction ends.
+    pending: Option<PendingObjects>,
+}
+
+/// One family's entries for the object store, written when the transaction ends: a listing
+/// that reads several objects writes the file once, not once per object.
+#[derive(Debug)]
+struct PendingObjects {
+    card_id: [u8; 16],
+    family: &'static str,
+    validator: Vec<u8>,
+    objects: Objects,
 }
 
 impl std::fmt::Debug for CardChannel {
@@ -58,6 +70,7 @@ impl CardChannel {
             stats: ChannelStats::default(),
             transactions: 0,
             store: None,
+            pending: None,
         }
     }
 
@@ -70,6 +83,41 @@ impl CardChannel {
     /// Where the profile may keep public card objects across processes, if anywhere.
     pub fn object_store(&self) -> Option<&ObjectStore> {
         self.store.as_ref()
+    }
+
+    /// Keeps `objects` as the store's entries for this card and family (replacing the file;
+    /// see [`ObjectStore::store`]). Inside a transaction the write waits for the outermost
+    /// transaction to end, so the last entries given are written once; outside one it is
+    /// written now. Public data only. A store that cannot be written costs later processes
+    /// a read of the card, nothing else: the failure is logged, not returned.
+    pub fn store_objects(
+        &mut self,
+        card_id: [u8; 16],
+        family: &'static str,
+        validator: Vec<u8>,
+        objects: Objects,
+    ) {
+        if self.store.is_none() {
+            return;
+        }
+        let entry = PendingObjects { card_id, family, validator, objects };
+        if let Some(earlier) = self.pending.take() {
+            if (earlier.card_id, earlier.family) != (card_id, family) {
+                self.write_objects(earlier);
+            }
+        }
+        if self.depth > 0 {
+            self.pending = Some(entry);
+        } else {
+            self.write_objects(entry);
+        }
+    }
+
+    fn write_objects(&self, p: PendingObjects) {
+        let Some(store) = &self.store else { return };
+        if let Err(err) = store.store(&p.card_id, p.family, &p.validator, &p.objects) {
+            tracing::warn!("{} object store: {err}", p.family);
+        }
     }
 
     /// The reader's name.
@@ -164,7 +212,13 @@ impl CardChannel {
             0 => Ok(()),
             1 => {
                 self.depth = 0;
-                self.transport.end_transaction(Disposition::Leave).map_err(|e| self.lost(e))
+                let ended =
+                    self.transport.end_transaction(Disposition::Leave).map_err(|e| self.lost(e));
+                // After the card is released: the file is ours, not the card's.
+                if let Some(p) = self.pending.take() {
+                    self.write_objects(p);
+                }
+                ended
             }
             _ => {
                 self.depth -= 1;
@@ -325,4 +379,73 @@ const RESETS_WAITED_THROUGH: usize = 4;
 /// the families' PSO / key commands): never sent blindly again after a reset.
 fn needs_auth_state(ins: u8) -> bool {
     matches!(ins, 0x20 | 0x21 | 0x24 | 0x2C | 0x2A | 0x86 | 0x87 | 0x88 | 0x47 | 0xDA | 0xDB)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    /// A card that is always there and never spoken to.
+    struct Quiet;
+
+    impl CardTransport for Quiet {
+        fn reader(&self) -> &str {
+            "test:quiet"
+        }
+        fn atr(&self) -> &[u8] {
+            &[0x3B, 0x00]
+        }
+        fn protocol(&self) -> scard_transport::Protocol {
+            scard_transport::Protocol::T1
+        }
+        fn transmit(&mut self, _: &[u8]) -> std::result::Result<Vec<u8>, TransportError> {
+            Ok(vec![0x90, 0x00])
+        }
+        fn begin_transaction(&mut self) -> std::result::Result<(), TransportError> {
+            Ok(())
+        }
+        fn end_transaction(&mut self, _: Disposition) -> std::result::Result<(), TransportError> {
+            Ok(())
+        }
+        fn reconnect(&mut self, _: Disposition) -> std::result::Result<(), TransportError> {
+            Ok(())
+        }
+        fn disconnect(&mut self, _: Disposition) -> std::result::Result<(), TransportError> {
+            Ok(())
+        }
+        fn set_timeout(&mut self, _: Duration) {}
+    }
+
+    fn entries(value: u8) -> Objects {
+        Objects::from([("pub-1".to_owned(), vec![value; 3])])
+    }
+
+    #[test]
+    fn object_store_writes_wait_for_the_outermost_transaction() {
+        let dir = std::env::temp_dir().join(format!("scard-channel-{}", std::process::id()));
+        let store = ObjectStore::new(&dir);
+        let (id, other) = ([1u8; 16], [2u8; 16]);
+        let mut channel = CardChannel::new(Box::new(Quiet));
+        channel.set_object_store(Some(store.clone()));
+
+        channel.begin().unwrap();
+        channel.begin().unwrap();
+        channel.store_objects(id, "openpgp", b"v".to_vec(), entries(1));
+        channel.end().unwrap();
+        channel.store_objects(id, "openpgp", b"v".to_vec(), entries(2));
+        assert!(store.load(&id, "openpgp", b"v").is_empty(), "written inside the transaction");
+        // Another card's entries: the earlier ones are written first, not lost.
+        channel.store_objects(other, "openpgp", b"w".to_vec(), entries(3));
+        assert_eq!(store.load(&id, "openpgp", b"v"), entries(2));
+        assert!(store.load(&other, "openpgp", b"w").is_empty());
+        channel.end().unwrap();
+        assert_eq!(store.load(&other, "openpgp", b"w"), entries(3));
+
+        // Outside a transaction: at once.
+        channel.store_objects(id, "openpgp", b"v".to_vec(), entries(4));
+        assert_eq!(store.load(&id, "openpgp", b"v"), entries(4));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -176,9 +176,6 @@ struct Module {
     sessions: BTreeMap<CK_SESSION_HANDLE, Session>,
     objects: BTreeMap<CK_OBJECT_HANDLE, Object>,
     next_epoch: u64,
-    /// Whether the card signs with a key its key spec lets sign, by (slot, epoch, container,
-    /// public key): asked once per key (see [`Module::can_sign`]).
-    sign_checks: BTreeMap<(CK_SLOT_ID, u64, u8, Vec<u8>), bool>,
 }
 
 /// Session and object handles: one counter for the process, so that a handle of a closed
@@ -616,7 +613,6 @@ impl Module {
             sessions: BTreeMap::new(),
             objects: BTreeMap::new(),
             next_epoch: 1,
-            sign_checks: BTreeMap::new(),
         };
         module.sync();
         Ok(module)
@@ -724,7 +720,6 @@ impl Module {
                 before - self.sessions.len()
             );
         }
-        self.sign_checks.retain(|(slot, epoch, _, _), _| alive(*slot, *epoch));
         let sessions = &self.sessions;
         self.objects.retain(|_, o| {
             alive(o.slot, o.epoch)
@@ -853,11 +848,9 @@ impl Module {
     ) {
         let mut wanted = Vec::new();
         for info in keys {
-            let mut key = Key::from(info);
-            if key.usage.sign && !self.can_sign(slot, epoch, &key) {
-                key.usage.sign = false;
-            }
-            let key = Arc::new(key);
+            // CKA_SIGN follows the provider's usage: the card was asked whether it signs
+            // with the key when the key was listed.
+            let key = Arc::new(Key::from(info));
             if key.certificate.is_some() {
                 wanted.push(TokenObject { class: TokenClass::Certificate, key: Arc::clone(&key) });
             }
@@ -888,42 +881,6 @@ impl Module {
         for (gone, _) in old {
             self.objects.remove(&gone);
         }
-    }
-
-    /// Whether the card signs with a key whose key spec says it may: an RSA key exchange key
-    /// signs on PIV and GIDS, but OpenPGP's decryption key cannot (PSO:CDS uses the signature
-    /// key only). Asked of the provider once per key, without a PIN; `CKA_SIGN` follows.
-    fn can_sign(&mut self, slot: CK_SLOT_ID, epoch: u64, key: &Key) -> bool {
-        let content = key.public_key.as_ref().map(crate::objects::key_bytes).unwrap_or_default();
-        let id = (slot, epoch, key.container, content);
-        if let Some(known) = self.sign_checks.get(&id) {
-            return *known;
-        }
-        let (hash, padding, data) = match key.algorithm {
-            KeyAlgorithm::Rsa(_) => SignMech::RsaPkcsHash(scard_minidriver::HashAlg::Sha256),
-            KeyAlgorithm::Ec(_) => SignMech::EcdsaHash(scard_minidriver::HashAlg::Sha256),
-        }
-        .probe(key.algorithm);
-        let request = SignRequest { hash, padding, data: &data };
-        let verdict = match self.provider.check_sign(&key.name, &request) {
-            Ok(_) => true,
-            Err(e) => {
-                let refused = matches!(
-                    e.kind(),
-                    ErrorKind::MechanismInvalid
-                        | ErrorKind::KeyFunctionNotPermitted
-                        | ErrorKind::KeyTypeInconsistent
-                );
-                tracing::debug!("{}: signing with container {}: {e}", key.name, key.container);
-                if !refused {
-                    // Not an answer about the key (the card went away...): ask again later.
-                    return true;
-                }
-                false
-            }
-        };
-        self.sign_checks.insert(id, verdict);
-        verdict
     }
 
     /// The token's object of `class` in `container`.
