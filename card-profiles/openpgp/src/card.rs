@@ -1235,11 +1235,11 @@ impl CardModule for OpenPgpCard {
     fn container(&mut self, index: u8) -> Result<ContainerInfo> {
         self.tx(|me| {
             let role = me.role(index)?;
-            let all = me.containers()?;
-            let mut info = all
-                .into_iter()
-                .find(|c| c.index == index)
-                .ok_or(CardError::NoContainer { index, count: 3 })?;
+            me.ensure()?;
+            // This container's certificate only (known from a listing, the record, or read).
+            let with_key: &[Role] = if me.sess()?.ard.has_key(role) { &[role] } else { &[] };
+            let bits = me.certificate_bits(with_key)?;
+            let mut info = me.container_info(role, bits & (1 << role.index()) != 0)?;
             if info.has_key() {
                 info.public_key = Some(me.public_key(role)?);
             }
