@@ -240,6 +240,19 @@ impl RusbBus {
     /// Initialises libusb. Fails with [`UsbFailure::Unavailable`] where there is no USB
     /// (libusb finds no usbfs: containers, VMs without USB).
     pub fn new() -> Result<Self, Error> {
+        // libusb reaches devices through usbfs, /dev/bus/usb/BBB/DDD (every host controller's
+        // root hub has a node there). Without that directory the vendored libusb (built
+        // without udev) fails to initialise too, but only after scanning every entry of /dev
+        // for the pre-2.6 `usbdevB.D` nodes with sscanf (about 50 K instructions in a
+        // container with no USB, on every process start): one stat() says the same.
+        #[cfg(target_os = "linux")]
+        if !std::path::Path::new("/dev/bus/usb").is_dir() {
+            tracing::debug!("libusb_init skipped: no /dev/bus/usb (no USB host controller)");
+            return Err(Error::Usb {
+                operation: UsbOperation::Init,
+                failure: UsbFailure::Unavailable,
+            });
+        }
         let context = rusb::Context::new().map_err(|err| {
             tracing::debug!("libusb_init: {err}");
             let failure = match usb_failure(err) {
