@@ -620,12 +620,14 @@ fn measure(test: &'static str, kind: Kind) -> Option<Vec<Row>> {
     for (workflow, process, in_calls, opensc) in [(LIST, lr, lr_in, lo), (SIGN, sr, sr_in, so)] {
         let outside = process.instructions.saturating_sub(in_calls.in_calls);
         println!(
-            "{} / {workflow}: {} outside the module's calls and threads = {:.3} x OpenSC's \
-             process ({})",
+            "{} / {workflow}: process {} / {} instructions = {:.4} x OpenSC's; {} outside the \
+             module's calls and threads = {:.3} x",
             kind.name,
+            process.instructions,
+            opensc.instructions,
+            process.instructions as f64 / opensc.instructions.max(1) as f64,
             millions(outside),
             outside as f64 / opensc.instructions.max(1) as f64,
-            millions(opensc.instructions)
         );
     }
     let list_goal = kind.list_goal().min(list_opensc.apdus * 3 / 10);

@@ -404,6 +404,29 @@ pub struct ApplicationData {
     pub fingerprints: [[u8; 20]; 3],
     /// CD: generation dates (seconds since 1970; 0 when absent).
     pub dates: [u32; 3],
+    /// The last [`ApplicationData::key_digest`] and what it was computed from.
+    digest_memo: DigestMemo,
+}
+
+/// What the key digest was last computed from (fingerprints and dates as hashed) and the
+/// digest: the profile asks for it several times per transaction, and the fingerprints and
+/// dates are public fields the profile changes in place, so the memo is checked against
+/// them rather than trusted. Not part of the data: always equal, not shown.
+#[derive(Clone, Default)]
+struct DigestMemo(std::cell::Cell<Option<([u8; 72], [u8; 8])>>);
+
+impl PartialEq for DigestMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for DigestMemo {}
+
+impl std::fmt::Debug for DigestMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
 }
 
 impl ApplicationData {
@@ -474,6 +497,7 @@ impl ApplicationData {
             pw_status,
             fingerprints,
             dates,
+            digest_memo: DigestMemo::default(),
         })
     }
 
@@ -509,20 +533,29 @@ impl ApplicationData {
     /// anyone generates, imports or deletes a key the way GnuPG and OpenSC do.
     pub fn key_digest(&self) -> [u8; 8] {
         use sha2::Digest;
-        let mut h = sha2::Sha256::new();
-        for f in &self.fingerprints {
-            h.update(f);
+        // The three fingerprints, then the three dates big-endian (60 + 12 bytes).
+        let mut input = [0u8; 72];
+        let (fprs, dates) = input.split_at_mut(60);
+        for (chunk, f) in fprs.chunks_exact_mut(20).zip(&self.fingerprints) {
+            chunk.copy_from_slice(f);
         }
-        for d in &self.dates {
-            h.update(d.to_be_bytes());
+        for (chunk, d) in dates.chunks_exact_mut(4).zip(&self.dates) {
+            chunk.copy_from_slice(&d.to_be_bytes());
         }
-        let full = h.finalize();
+        if let Some((seen, digest)) = self.digest_memo.0.get() {
+            if seen == input {
+                return digest;
+            }
+        }
+        let full = sha2::Sha256::digest(input);
         let mut out = [0u8; 8];
         for (o, b) in out.iter_mut().zip(full.iter()) {
             *o = *b;
         }
+        self.digest_memo.0.set(Some((input, out)));
         out
     }
+
 }
 
 /// One of three values by role.
@@ -654,6 +687,33 @@ mod tests {
             let caps = ard.card_capabilities().unwrap();
             assert!(caps.extended_length && !caps.command_chaining);
         }
+    }
+
+    #[test]
+    fn the_key_digest_follows_the_fields_it_is_made_of() {
+        use sha2::Digest;
+        // The digest as the record on cards holds it: SHA-256 over C5 then CD, first 8 bytes.
+        let expected = |ard: &ApplicationData| {
+            let mut h = sha2::Sha256::new();
+            ard.fingerprints.iter().for_each(|f| h.update(f));
+            ard.dates.iter().for_each(|d| h.update(d.to_be_bytes()));
+            <[u8; 8]>::try_from(&h.finalize()[..8]).unwrap()
+        };
+        let mut ard = ApplicationData::parse(&sample(false)).unwrap();
+        let first = ard.key_digest();
+        assert_eq!(first, expected(&ard));
+        assert_eq!(ard.key_digest(), first);
+        // Changed in place (as the profile does after generating or deleting a key).
+        ard.fingerprints[2] = [7; 20];
+        assert_eq!(ard.key_digest(), expected(&ard));
+        assert_ne!(ard.key_digest(), first);
+        ard.dates[0] = 1;
+        assert_eq!(ard.key_digest(), expected(&ard));
+        ard.fingerprints[2] = [0; 20];
+        ard.dates[0] = 0;
+        assert_eq!(ard.key_digest(), first);
+        // The memo is no part of equality.
+        assert_eq!(ard, ApplicationData::parse(&sample(false)).unwrap());
     }
 
     #[test]
