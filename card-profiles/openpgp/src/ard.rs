@@ -555,7 +555,6 @@ impl ApplicationData {
         self.digest_memo.0.set(Some((input, out)));
         out
     }
-
 }
 
 /// One of three values by role.

@@ -237,6 +237,18 @@ impl PcscBackend {
         mode: ShareMode,
     ) -> Result<Option<PcscTransport>, TransportError> {
         let api = Arc::clone(self.api()?);
+        // A reader named exactly as in the last look (on this context) needs no new look:
+        // the connection itself tells whether it is still there, and only then is the list
+        // read again. (Callers connect right after listing the readers.)
+        let known = self.baseline.as_ref().is_some_and(|b| {
+            b.generation == self.generation && b.readers.iter().any(|(n, _)| n == pattern)
+        });
+        if known {
+            match PcscTransport::open(Arc::clone(&api), pattern, mode, self.timeout) {
+                Err(TransportError::UnknownReader { .. }) => {}
+                other => return other.map(Some),
+            }
+        }
         let now = self.snapshot()?;
         let readers: Vec<(String, bool)> =
             now.readers.iter().map(|(n, o)| (n.clone(), o.state.card_present())).collect();
