@@ -343,7 +343,9 @@ pub struct ModelSet {
 /// text (its [`Hint`]); the parsed model is what counts.
 #[derive(Debug)]
 struct Deferred {
-    source: String,
+    /// The family that registered the file, and its file name (`source` names the file).
+    family: &'static str,
+    file: &'static str,
     text: &'static str,
     /// What a quick look at the text says (`None`: it could not tell; the file is then parsed
     /// whenever models are compared).
@@ -354,14 +356,19 @@ struct Deferred {
 /// The family, generic flag and ATR patterns of a model file, from its lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Hint {
-    family: String,
+    family: &'static str,
     generic: bool,
     atrs: Vec<AtrPattern>,
 }
 
 impl Deferred {
     fn get(&self) -> &Result<CardModel> {
-        self.parsed.get_or_init(|| CardModel::from_toml(&self.source, self.text))
+        self.parsed.get_or_init(|| CardModel::from_toml(&self.source(), self.text))
+    }
+
+    /// `builtin:<family>/cards/<file>` (made when asked: at parse time, in reports).
+    fn source(&self) -> String {
+        format!("builtin:{}/cards/{}", self.family, self.file)
     }
 
     fn model(&self) -> Option<&CardModel> {
@@ -374,7 +381,7 @@ impl Deferred {
         match &self.hint {
             Some(h) => {
                 let score = h.atrs.iter().filter(|p| p.matches(atr)).map(AtrPattern::specificity);
-                Some((h.family.as_str(), score.max()?))
+                Some((h.family, score.max()?))
             }
             None => self.model().and_then(|m| Some((m.family.as_str(), m.match_atr(atr)?))),
         }
@@ -386,7 +393,7 @@ impl Deferred {
 /// has another form (the file is then parsed to know). The look ends at the first other table
 /// (`[limits]`, ...): a built-in file has its `[[atr]]` tables first, which
 /// `ModelSet::hint_mismatches` (a test) holds it to.
-fn hint_of(text: &str) -> Option<Hint> {
+fn hint_of(text: &'static str) -> Option<Hint> {
     fn string<'a>(line: &'a str, key: &str) -> Option<Option<&'a str>> {
         let Some(rest) = line.strip_prefix(key) else { return Some(None) };
         let rest = rest.trim_start();
@@ -443,7 +450,7 @@ fn hint_of(text: &str) -> Option<Hint> {
             }
         } else if at_top {
             if let Some(f) = string(line, "family")? {
-                family = Some(f.to_owned());
+                family = Some(f);
             } else if let Some(rest) = line.strip_prefix("generic") {
                 generic = match rest.trim_start().strip_prefix('=')?.trim() {
                     "true" => true,
@@ -492,11 +499,13 @@ impl<'a> AtrMatch<'a> {
 }
 
 impl ModelSet {
-    /// Adds a model file that is parsed only when first needed (built-in files, which the
-    /// tests load; their errors show in [`ModelSet::errors`], which parses every file).
-    pub fn add_toml_deferred(&mut self, source: &str, text: &'static str) {
+    /// Adds a built-in model file of `family`, parsed only when first needed (the tests load
+    /// every one; their errors show in [`ModelSet::errors`], which parses every file). It is
+    /// named `builtin:<family>/cards/<file>` in errors and in [`CardModel::source`].
+    pub fn add_builtin(&mut self, family: &'static str, file: &'static str, text: &'static str) {
         self.deferred.push(Deferred {
-            source: source.to_owned(),
+            family,
+            file,
             text,
             hint: hint_of(text),
             parsed: std::sync::OnceLock::new(),
@@ -593,18 +602,14 @@ impl ModelSet {
             .iter()
             .filter_map(|d| {
                 let model = d.model()?;
-                let parsed = Hint {
-                    family: model.family.clone(),
-                    generic: model.generic,
-                    atrs: model.atrs.clone(),
-                };
+                let parsed = (model.family.as_str(), model.generic, &model.atrs);
                 match &d.hint {
-                    Some(h) if *h == parsed => None,
+                    Some(h) if (h.family, h.generic, &h.atrs) == parsed => None,
                     Some(h) => Some(format!(
                         "{}: the quick look says {h:?}, the file {parsed:?}",
-                        d.source
+                        d.source()
                     )),
-                    None => Some(format!("{}: the quick look cannot read it", d.source)),
+                    None => Some(format!("{}: the quick look cannot read it", d.source())),
                 }
             })
             .collect()
@@ -655,17 +660,20 @@ algorithms = ["rsa2048", "p256"]
     #[test]
     fn the_quick_look_reads_the_atr_tables_before_the_other_tables() {
         let mut set = ModelSet::default();
-        set.add_toml_deferred("good.toml", GOOD);
+        set.add_builtin("piv", "good.toml", GOOD);
         assert!(set.hint_mismatches().is_empty(), "{:?}", set.hint_mismatches());
         let hint = hint_of(GOOD).unwrap();
-        assert_eq!((hint.family.as_str(), hint.generic, hint.atrs.len()), ("piv", false, 1));
+        assert_eq!((hint.family, hint.generic, hint.atrs.len()), ("piv", false, 1));
         const LATE: &str = "name = \"Late\"\nfamily = \"piv\"\n[limits]\nextended_length = true\n\
                             [[atr]]\nvalue = \"3B 88 80 01\"\n";
         let mut set = ModelSet::default();
-        set.add_toml_deferred("late.toml", LATE);
+        set.add_builtin("piv", "late.toml", LATE);
         let mismatches = set.hint_mismatches();
         assert_eq!(mismatches.len(), 1, "{mismatches:?}");
-        assert!(mismatches[0].starts_with("late.toml: the quick look says"), "{mismatches:?}");
+        assert!(
+            mismatches[0].starts_with("builtin:piv/cards/late.toml: the quick look says"),
+            "{mismatches:?}"
+        );
     }
 
     #[test]

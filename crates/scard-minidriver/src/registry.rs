@@ -48,7 +48,7 @@ impl ProfileRegistry {
     /// Registers a family and loads its built-in models.
     pub fn register(&mut self, family: Family) {
         for (file, text) in family.models {
-            self.builtin.add_toml_deferred(&format!("builtin:{}/cards/{file}", family.name), text);
+            self.builtin.add_builtin(family.name, file, text);
         }
         self.families.push(family);
     }
