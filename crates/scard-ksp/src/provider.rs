@@ -436,6 +436,12 @@ impl Provider {
     /// then each backend's listing order.
     pub fn readers(&mut self) -> Vec<ReaderState> {
         self.refresh();
+        self.known_readers()
+    }
+
+    /// The readers as the last look saw them ([`Provider::new`] looks once; so do
+    /// [`Provider::readers`] and [`Provider::refresh`]), without looking again.
+    pub fn known_readers(&self) -> Vec<ReaderState> {
         self.slots
             .iter()
             .map(|s| ReaderState {

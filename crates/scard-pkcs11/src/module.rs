@@ -614,7 +614,9 @@ impl Module {
             objects: BTreeMap::new(),
             next_epoch: 1,
         };
-        module.sync();
+        // The provider looked at the readers just now.
+        let readers = module.provider.known_readers();
+        module.apply(readers);
         Ok(module)
     }
 
@@ -655,6 +657,11 @@ impl Module {
     /// end their token (sessions, session objects, login, object handles).
     fn sync(&mut self) {
         let readers = self.provider.readers();
+        self.apply(readers);
+    }
+
+    /// Takes `readers` as what the readers hold now (see [`Module::sync`]).
+    fn apply(&mut self, readers: Vec<scard_ksp::ReaderState>) {
         let mut seen = vec![false; self.slots.len()];
         for r in readers {
             let i = match self.slots.iter().position(|s| s.reader == r.name) {
