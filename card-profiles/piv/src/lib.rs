@@ -617,10 +617,16 @@ impl PivCard {
             Some(k) => Some(k.algorithm()?),
             None => None,
         };
+        // A name for containers with a key only (as a cmapfile leaves an unused record
+        // blank): a listing looks at every slot, and most are empty.
+        let name = match &key {
+            Some(_) => Self::container_name(card_id, key_ref),
+            None => String::new(),
+        };
         Ok(ContainerInfo {
             index,
             key_ref,
-            name: Self::container_name(card_id, key_ref),
+            name,
             label: slot::label(key_ref),
             default: default_index == Some(index),
             key_spec: algorithm.map(|a| slot::key_spec(key_ref, a)),

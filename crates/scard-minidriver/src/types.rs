@@ -613,7 +613,8 @@ pub struct ContainerInfo {
     pub index: u8,
     /// The card's key reference (PIV slot, OpenPGP key number, GIDS key FID low byte).
     pub key_ref: u8,
-    /// Container name (the cmapfile's GUID string, or a synthesized one).
+    /// Container name (the cmapfile's GUID string, or a synthesized one); empty for a
+    /// container without a key.
     pub name: String,
     /// A human label ("PIV AUTHENTICATION 9A", "OpenPGP signature key").
     pub label: String,
