@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use cryptoki_sys::*;
-use der::{Decode, Encode};
+use der::Encode;
 use scard_ksp::{KeyInfo, KeyUsage};
 use scard_minidriver::{CachePolicy, Curve, KeyAlgorithm, PublicKey};
 use zeroize::Zeroizing;
@@ -222,15 +222,50 @@ struct CertFields {
     spki: Vec<u8>,
 }
 
+/// The DER of the fields PKCS#11 shows of a certificate, as they stand in it (RFC 5280
+/// §4.1: Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue };
+/// TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer,
+/// validity, subject, subjectPublicKeyInfo, ... }). Each element's tag and length are checked
+/// and nothing in them is decoded: the attributes are these bytes, and a full decode of the
+/// certificate cost ten times the walk. `None` for anything else.
 fn cert_fields(der: &[u8]) -> Option<CertFields> {
-    let cert = x509_cert::Certificate::from_der(der).ok()?;
-    let tbs = &cert.tbs_certificate;
-    Some(CertFields {
-        subject: tbs.subject.to_der().ok()?,
-        issuer: tbs.issuer.to_der().ok()?,
-        serial: tbs.serial_number.to_der().ok()?,
-        spki: tbs.subject_public_key_info.to_der().ok()?,
-    })
+    use der::{Reader, SliceReader, Tag, TagNumber};
+    fn element<'r>(r: &mut impl Reader<'r>, tag: Tag) -> der::Result<&'r [u8]> {
+        r.peek_tag()?.assert_eq(tag)?;
+        r.tlv_bytes()
+    }
+    fn rest<'r>(r: &mut impl Reader<'r>) -> der::Result<()> {
+        let len = r.remaining_len();
+        r.read_slice(len).map(|_| ())
+    }
+    let mut reader = SliceReader::new(der).ok()?;
+    let fields = reader
+        .sequence(|cert| {
+            let fields = cert.sequence(|tbs| {
+                let version = Tag::ContextSpecific { constructed: true, number: TagNumber::N0 };
+                if tbs.peek_tag()? == version {
+                    tbs.tlv_bytes()?;
+                }
+                let serial = element(tbs, Tag::Integer)?;
+                element(tbs, Tag::Sequence)?; // signature (AlgorithmIdentifier)
+                let issuer = element(tbs, Tag::Sequence)?;
+                element(tbs, Tag::Sequence)?; // validity
+                let subject = element(tbs, Tag::Sequence)?;
+                let spki = element(tbs, Tag::Sequence)?;
+                rest(tbs)?; // unique ids, extensions
+                Ok(CertFields {
+                    subject: subject.to_vec(),
+                    issuer: issuer.to_vec(),
+                    serial: serial.to_vec(),
+                    spki: spki.to_vec(),
+                })
+            })?;
+            element(cert, Tag::Sequence)?; // signatureAlgorithm
+            element(cert, Tag::BitString)?; // signatureValue
+            Ok(fields)
+        })
+        .ok()?;
+    reader.finish(fields).ok()
 }
 
 /// `CKA_KEY_TYPE` of an algorithm.
@@ -513,6 +548,51 @@ mod tests {
             usage: KeyUsage::of(spec),
             always_authenticate: false,
         })
+    }
+
+    /// The walk gives what a full decode of the certificate gives, on every certificate
+    /// x509-cert decodes: the fixtures of scard-certs and the fuzz corpus of certificates
+    /// (which holds broken ones too: those must not panic, whatever the walk says).
+    #[test]
+    fn certificate_fields_agree_with_a_full_decode() {
+        use der::Decode;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut decoded = 0;
+        for dir in ["crates/scard-certs/tests/fixtures", "fuzz/corpus/cert_eligibility"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "pem") {
+                    continue;
+                }
+                let der = std::fs::read(&path).unwrap();
+                let walked = cert_fields(&der);
+                let Ok(cert) = x509_cert::Certificate::from_der(&der) else { continue };
+                let tbs = &cert.tbs_certificate;
+                let fields = walked.unwrap_or_else(|| panic!("{}: not walked", path.display()));
+                assert_eq!(fields.subject, tbs.subject.to_der().unwrap(), "{}", path.display());
+                assert_eq!(fields.issuer, tbs.issuer.to_der().unwrap(), "{}", path.display());
+                assert_eq!(
+                    fields.serial,
+                    tbs.serial_number.to_der().unwrap(),
+                    "{}",
+                    path.display()
+                );
+                assert_eq!(
+                    fields.spki,
+                    tbs.subject_public_key_info.to_der().unwrap(),
+                    "{}",
+                    path.display()
+                );
+                decoded += 1;
+            }
+        }
+        assert!(decoded >= 10, "only {decoded} certificates decoded");
+        // Not a certificate: a SEQUENCE of the wrong things, trailing bytes, truncation.
+        assert!(cert_fields(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_none());
+        let good = std::fs::read(root.join("crates/scard-certs/tests/fixtures/ca.der")).unwrap();
+        assert!(cert_fields(&good).is_some());
+        assert!(cert_fields(&[good.as_slice(), &[0]].concat()).is_none());
+        assert!(cert_fields(&good[..good.len() - 1]).is_none());
     }
 
     fn value(v: AttrValue) -> Vec<u8> {
