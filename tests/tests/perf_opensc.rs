@@ -25,10 +25,9 @@
 //! The test prints a table (the README's "Performance" section) and fails when a goal of the
 //! issue is missed: list objects at most 0.3 x OpenSC's APDUs (and PIV <= 7, OpenPGP <= 20),
 //! login + sign at most the spec minimum + 1 (4), instructions in the module's calls at most
-//! 0.5 x OpenSC's, the whole login + sign process at most 0.5 x OpenSC's — or when a workflow
-//! costs more APDUs or more of the process's instructions than [`RECORDED`] says it did when
-//! the table was made. (The whole listing process cannot reach 0.5 x with any module: the
-//! README says why, with the numbers.)
+//! 0.5 x OpenSC's, the whole process at most 0.5 x OpenSC's (every workflow but the PIV
+//! listings: see [`PROCESS_GOAL_OUT_OF_REACH`]) — or when a workflow costs more APDUs or more
+//! of the process's instructions than [`RECORDED`] says it did when the table was made.
 //!
 //! The CCID goals (one bulk-out and one bulk-in transfer per APDU on APDU-level readers, the
 //! largest IFSD the reader allows on T=1 TPDU readers) are checked through the simulated CCID
@@ -59,15 +58,24 @@ const DATA: &[u8] = b"signed through PKCS#11 by the performance test\n";
 /// A change that makes a workflow cost more fails here (lower numbers are welcome: update them
 /// with the table). (card, workflow, APDUs, process instructions / OpenSC's.)
 const RECORDED: &[(&str, &str, usize, f64)] = &[
-    ("scard sim piv", LIST, 7, 0.56),
+    ("scard sim piv", LIST, 7, 0.53),
     ("scard sim piv", SIGN, 5, 0.50),
-    ("scard sim openpgp", LIST, 9, 0.53),
+    ("scard sim openpgp", LIST, 9, 0.50),
     ("scard sim openpgp", SIGN, 4, 0.48),
-    ("piv-authenticator", LIST, 7, 0.56),
+    ("piv-authenticator", LIST, 7, 0.53),
     ("piv-authenticator", SIGN, 5, 0.50),
-    ("opcard", LIST, 10, 0.53),
+    ("opcard", LIST, 10, 0.50),
     ("opcard", SIGN, 4, 0.48),
 ];
+
+/// The workflows whose whole process cannot cost 0.5 x OpenSC's with any module: what the
+/// `pkcs11-tool -O` process spends outside the module's calls and threads (its own start,
+/// 5.1 M of dynamic loading; OpenSSL's configuration, loaded for the certificate it prints;
+/// loading the module) is 0.48 x OpenSC's whole PIV listing already (printed per run). Their
+/// ceiling is [`RECORDED`]'s; their module's share (in its calls) is held to 0.5 x as every
+/// workflow's is.
+const PROCESS_GOAL_OUT_OF_REACH: &[(&str, &str)] =
+    &[("scard sim piv", LIST), ("piv-authenticator", LIST)];
 
 const LIST: &str = "list objects (cold)";
 const SIGN: &str = "login + sign";
@@ -679,7 +687,7 @@ fn table(rows: &[Row]) -> (String, Vec<String>) {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | <= {} | {} | {} | {:.2} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {} | <= {} | {} | {} | {:.3} | {} | {} | {:.2} |",
             r.card,
             r.workflow,
             r.opensc.apdus,
@@ -704,11 +712,9 @@ fn table(rows: &[Row]) -> (String, Vec<String>) {
                 r.card, r.workflow, r.scard_release_apdus, r.scard.apdus
             ));
         }
-        // The whole process at most 0.5 x OpenSC's: met by signatures. A listing cannot meet
-        // it (pkcs11-tool's own start, OpenSSL's initialisation for the certificate it
-        // prints and the loading of any module are most of the process: see the README);
-        // its ceiling is RECORDED's.
-        if r.workflow == SIGN && process > 0.5 {
+        // The whole process at most 0.5 x OpenSC's, but where no module can get there.
+        let reachable = !PROCESS_GOAL_OUT_OF_REACH.contains(&(r.card, r.workflow));
+        if reachable && process > 0.5 {
             missed.push(format!(
                 "{} / {}: {} instructions in the process, more than half of OpenSC's {}",
                 r.card, r.workflow, r.scard.instructions, r.opensc.instructions
@@ -726,7 +732,7 @@ fn table(rows: &[Row]) -> (String, Vec<String>) {
                 r.card, r.workflow, r.scard.apdus
             )),
             Some((_, _, _, ceiling)) if process > *ceiling => missed.push(format!(
-                "{} / {}: {process:.2} x OpenSC's instructions in the process, more than the \
+                "{} / {}: {process:.3} x OpenSC's instructions in the process, more than the \
                  {ceiling} in RECORDED (a regression)",
                 r.card, r.workflow
             )),
